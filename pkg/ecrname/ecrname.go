@@ -31,7 +31,9 @@ type Error struct {
 	Reason string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("invalid repository name %q: %s", e.Value, e.Reason) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid repository name %q: %s", e.Value, e.Reason)
+}
 
 // ValidateRepository reports whether name is a valid ECR repository name and, if
 // not, the first rule it breaks.
