@@ -1,0 +1,406 @@
+package ecrhost
+
+import (
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const acct = "123456789012"
+
+// parseTests has one row per host form seen in the wild: what users type into
+// docker, paste from the console, or find in configs and CI logs.
+var parseTests = []struct {
+	in   string
+	want Registry // zero when the input must be rejected
+	// errHas is a substring of the rejection reason.
+	errHas string
+	// suggest is the corrected host a rejection must offer ("" for none).
+	suggest string
+}{
+	// Commercial partition, the standard form and its spellings.
+	{in: "123456789012.dkr.ecr.us-east-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Account: acct, Region: "us-east-1", Partition: PartitionAWS}},
+	{in: "https://123456789012.dkr.ecr.us-east-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Account: acct, Region: "us-east-1", Partition: PartitionAWS}},
+	{in: "http://123456789012.dkr.ecr.us-east-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Account: acct, Region: "us-east-1", Partition: PartitionAWS}},
+	{in: "HTTPS://123456789012.DKR.ECR.US-EAST-1.AMAZONAWS.COM", want: Registry{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Account: acct, Region: "us-east-1", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", want: Registry{Host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Account: acct, Region: "eu-west-1", Partition: PartitionAWS}},
+	{in: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com:443/v2/", want: Registry{Host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Account: acct, Region: "eu-west-1", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/team/app", want: Registry{Host: "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com", Account: acct, Region: "ap-southeast-2", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/team/app:1.0", want: Registry{Host: "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com", Account: acct, Region: "ap-southeast-2", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.sa-east-1.amazonaws.com.", want: Registry{Host: "123456789012.dkr.ecr.sa-east-1.amazonaws.com", Account: acct, Region: "sa-east-1", Partition: PartitionAWS}},
+	{in: "https://123456789012.dkr.ecr.sa-east-1.amazonaws.com.:443/v2/", want: Registry{Host: "123456789012.dkr.ecr.sa-east-1.amazonaws.com", Account: acct, Region: "sa-east-1", Partition: PartitionAWS}},
+	{in: "  123456789012.dkr.ecr.us-west-2.amazonaws.com\n", want: Registry{Host: "123456789012.dkr.ecr.us-west-2.amazonaws.com", Account: acct, Region: "us-west-2", Partition: PartitionAWS}},
+	{in: "https://AWS@123456789012.dkr.ecr.us-west-2.amazonaws.com/v2/team/app/manifests/latest?ns=x", want: Registry{Host: "123456789012.dkr.ecr.us-west-2.amazonaws.com", Account: acct, Region: "us-west-2", Partition: PartitionAWS}},
+	{in: "000000000000.dkr.ecr.mx-central-1.amazonaws.com", want: Registry{Host: "000000000000.dkr.ecr.mx-central-1.amazonaws.com", Account: "000000000000", Region: "mx-central-1", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ap-east-2.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.ap-east-2.amazonaws.com", Account: acct, Region: "ap-east-2", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ap-southeast-7.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.ap-southeast-7.amazonaws.com", Account: acct, Region: "ap-southeast-7", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.il-central-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.il-central-1.amazonaws.com", Account: acct, Region: "il-central-1", Partition: PartitionAWS}},
+
+	// FIPS.
+	{in: "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", Account: acct, Region: "us-east-1", Partition: PartitionAWS, FIPS: true}},
+	{in: "https://123456789012.dkr.ecr-fips.us-west-2.amazonaws.com/v2/", want: Registry{Host: "123456789012.dkr.ecr-fips.us-west-2.amazonaws.com", Account: acct, Region: "us-west-2", Partition: PartitionAWS, FIPS: true}},
+	{in: "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", Account: acct, Region: "us-gov-west-1", Partition: PartitionAWSUSGov, FIPS: true}},
+
+	// Dual-stack.
+	{in: "123456789012.dkr-ecr.us-east-1.on.aws", want: Registry{Host: "123456789012.dkr-ecr.us-east-1.on.aws", Account: acct, Region: "us-east-1", Partition: PartitionAWS, DualStack: true}},
+	{in: "https://123456789012.DKR-ECR.EU-CENTRAL-1.ON.AWS:443/v2/", want: Registry{Host: "123456789012.dkr-ecr.eu-central-1.on.aws", Account: acct, Region: "eu-central-1", Partition: PartitionAWS, DualStack: true}},
+	{in: "123456789012.dkr-ecr-fips.us-east-2.on.aws", want: Registry{Host: "123456789012.dkr-ecr-fips.us-east-2.on.aws", Account: acct, Region: "us-east-2", Partition: PartitionAWS, FIPS: true, DualStack: true}},
+	{in: "123456789012.dkr-ecr.us-gov-east-1.on.aws", want: Registry{Host: "123456789012.dkr-ecr.us-gov-east-1.on.aws", Account: acct, Region: "us-gov-east-1", Partition: PartitionAWSUSGov, DualStack: true}},
+	{in: "123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn", want: Registry{Host: "123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn", Account: acct, Region: "cn-northwest-1", Partition: PartitionAWSCN, DualStack: true}},
+
+	// Other partitions.
+	{in: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", want: Registry{Host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", Account: acct, Region: "cn-north-1", Partition: PartitionAWSCN}},
+	{in: "https://123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn/v2/", want: Registry{Host: "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn", Account: acct, Region: "cn-northwest-1", Partition: PartitionAWSCN}},
+	{in: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", Account: acct, Region: "us-gov-west-1", Partition: PartitionAWSUSGov}},
+	{in: "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", want: Registry{Host: "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", Account: acct, Region: "us-iso-east-1", Partition: PartitionAWSISO}},
+	{in: "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", want: Registry{Host: "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", Account: acct, Region: "us-isob-east-1", Partition: PartitionAWSISOB}},
+
+	// ECR Public.
+	{in: "public.ecr.aws", want: Registry{Host: "public.ecr.aws", Region: "us-east-1", Partition: PartitionAWS, Public: true}},
+	{in: "https://public.ecr.aws/v2/", want: Registry{Host: "public.ecr.aws", Region: "us-east-1", Partition: PartitionAWS, Public: true}},
+	{in: "PUBLIC.ECR.AWS/nginx/nginx:latest", want: Registry{Host: "public.ecr.aws", Region: "us-east-1", Partition: PartitionAWS, Public: true}},
+	{in: "public.ecr.aws.", want: Registry{Host: "public.ecr.aws", Region: "us-east-1", Partition: PartitionAWS, Public: true}},
+
+	// Not ECR at all.
+	{in: "", errHas: "empty registry host"},
+	{in: "   ", errHas: "empty registry host"},
+	{in: "docker.io", errHas: `"docker.io" is not an Amazon ECR registry host (want <account>.dkr.ecr.<region>.amazonaws.com)`},
+	{in: "https://index.docker.io/v1/", errHas: `"index.docker.io" is not an Amazon ECR registry host`},
+	{in: "ghcr.io/org/app", errHas: `"ghcr.io" is not an Amazon ECR registry host`},
+	{in: "localhost:5000", errHas: `"localhost" is not an Amazon ECR registry host`},
+	{in: "127.0.0.1:5000/team/app", errHas: `"127.0.0.1" is not an Amazon ECR registry host`},
+	{in: "[::1]:5000", errHas: `"::1" is not an Amazon ECR registry host`},
+	{in: "ecr.aws", errHas: "is not an Amazon ECR registry host"},
+	{in: "gallery.ecr.aws", errHas: "is not an Amazon ECR registry host"},
+	{in: "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example", errHas: "is not an Amazon ECR registry host"},
+	{in: "evil.example/123456789012.dkr.ecr.us-east-1.amazonaws.com", errHas: `"evil.example" is not an Amazon ECR registry host`},
+	{in: "x.123456789012.dkr.ecr.us-east-1.amazonaws.com", errHas: "is not an Amazon ECR registry host"},
+	{in: "123456789012.dkr.ecr.us-east-1.amazonaws.com..", errHas: "is not an Amazon ECR registry host"},
+	{in: "123456789012.dkr.ecr.us-east-1.amazonaws.co", errHas: "is not an Amazon ECR registry host"},
+	{in: "123456789012.dkr.ecr.\u212a.amazonaws.com", errHas: "is not an Amazon ECR registry host"}, // Kelvin sign, not "k"
+	{in: "ftp://123456789012.dkr.ecr.us-east-1.amazonaws.com", errHas: `scheme "ftp" is not supported`},
+	{in: "oci://123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app", errHas: `scheme "oci" is not supported`},
+	{in: "https://", errHas: "has no host name"},
+	{in: "https://123456789012.dkr.ecr.us-east-1.amazonaws.com:abc/", errHas: "is not a host name or url"},
+
+	// ECR, but the control plane instead of a registry.
+	{in: "api.ecr.us-east-1.amazonaws.com", errHas: `"api.ecr.us-east-1.amazonaws.com" is an Amazon ECR API endpoint, not a registry host (want <account>.dkr.ecr.us-east-1.amazonaws.com)`},
+	{in: "https://ecr-fips.us-west-2.amazonaws.com", errHas: "is an Amazon ECR API endpoint"},
+	{in: "ecr.us-east-1.api.aws", errHas: "is an Amazon ECR API endpoint"},
+
+	// Account problems.
+	{in: "12345.dkr.ecr.us-east-1.amazonaws.com", errHas: `account "12345" must be 12 digits`},
+	{in: "1234567890123.dkr.ecr.us-east-1.amazonaws.com", errHas: `account "1234567890123" must be 12 digits`},
+	{in: "12345678901a.dkr.ecr.us-east-1.amazonaws.com", errHas: `account "12345678901a" must be 12 digits`},
+	{in: "myaccount.dkr.ecr.us-east-1.amazonaws.com", errHas: `account "myaccount" must be 12 digits`},
+	{in: "dkr.ecr.us-east-1.amazonaws.com", errHas: `"dkr.ecr.us-east-1.amazonaws.com" has no account id (want <account>.dkr.ecr.us-east-1.amazonaws.com)`},
+	{in: "<aws_account_id>.dkr.ecr.<region>.amazonaws.com", errHas: `account "<aws_account_id>" must be 12 digits`},
+	{in: "aws_account_id.dkr.ecr.region.amazonaws.com", errHas: `account "aws_account_id" must be 12 digits`},
+
+	// Region problems.
+	{in: "123456789012.dkr.ecr.us-eas-1.amazonaws.com", errHas: `unknown region "us-eas-1" for partition aws (did you mean us-east-1?)`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.eu-west1.amazonaws.com", errHas: `unknown region "eu-west1" for partition aws (did you mean eu-west-1?)`, suggest: "123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.uswest2.amazonaws.com", errHas: "(did you mean us-west-2?)", suggest: "123456789012.dkr.ecr.us-west-2.amazonaws.com"},
+	{in: "123456789012.dkr-ecr.ap-southeast-22.on.aws", errHas: `unknown region "ap-southeast-22" for partition aws (did you mean ap-southeast-2?)`, suggest: "123456789012.dkr-ecr.ap-southeast-2.on.aws"},
+	{in: "123456789012.dkr.ecr.cn-nort-1.amazonaws.com.cn", errHas: `unknown region "cn-nort-1" for partition aws-cn (did you mean cn-north-1?)`, suggest: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
+	{in: "123456789012.dkr.ecr.us-gov-wets-1.amazonaws.com", errHas: `unknown region "us-gov-wets-1" for partition aws-us-gov (did you mean us-gov-west-1?)`, suggest: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.cn-nort-1.amazonaws.com", errHas: "(did you mean cn-north-1?)", suggest: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
+	{in: "123456789012.dkr.ecr-fips.us-eas-1.amazonaws.com", errHas: "(did you mean us-east-1?)", suggest: "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr-fips.eu-wst-1.amazonaws.com", errHas: "(did you mean eu-west-1?)"}, // eu-west-1 has no FIPS host: no suggestion
+	{in: "123456789012.dkr.ecr.xyz.amazonaws.com", errHas: `unknown region "xyz" for partition aws`},
+	{in: "123456789012.dkr.ecr.mars-north-1.amazonaws.com", errHas: `unknown region "mars-north-1" for partition aws`},
+	{in: "123456789012.dkr.ecr.us-central-1.amazonaws.com", errHas: `unknown region "us-central-1"`},
+
+	// Region in one partition, suffix of another.
+	{in: "123456789012.dkr.ecr.cn-north-1.amazonaws.com", errHas: "region cn-north-1 is in partition aws-cn, whose registry hosts end in .amazonaws.com.cn, not .amazonaws.com", suggest: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
+	{in: "123456789012.dkr.ecr.us-east-1.amazonaws.com.cn", errHas: "region us-east-1 is in partition aws, whose registry hosts end in .amazonaws.com, not .amazonaws.com.cn", suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com.cn", errHas: "region us-gov-west-1 is in partition aws-us-gov", suggest: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us-iso-east-1.amazonaws.com", errHas: "region us-iso-east-1 is in partition aws-iso, whose registry hosts end in .c2s.ic.gov", suggest: "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov"},
+	{in: "123456789012.dkr.ecr.us-east-1.c2s.ic.gov", errHas: "region us-east-1 is in partition aws", suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr-ecr.cn-north-1.on.aws", errHas: "region cn-north-1 is in partition aws-cn, whose registry hosts end in .on.amazonwebservices.com.cn, not .on.aws", suggest: "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn"},
+
+	// Dual-stack spelled wrong.
+	{in: "123456789012.dkr.ecr.us-east-1.on.aws", errHas: "hosts ending in .on.aws are dual-stack and start <account>.dkr-ecr, not <account>.dkr.ecr", suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr-ecr.us-east-1.amazonaws.com", errHas: "dkr-ecr hosts are dual-stack and end in .on.aws, not .amazonaws.com", suggest: "123456789012.dkr-ecr.us-east-1.on.aws"},
+	{in: "123456789012.dkr-ecr.us-iso-east-1.on.aws", errHas: "partition aws-iso has no dual-stack registry endpoint"},
+
+	// FIPS where there is none.
+	{in: "123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com", errHas: "region eu-west-1 has no FIPS registry endpoint (FIPS registries exist in us-east-1, us-east-2, us-west-1, us-west-2)"},
+	{in: "123456789012.dkr.ecr-fips.ca-central-1.amazonaws.com", errHas: "region ca-central-1 has no FIPS registry endpoint"},
+	{in: "123456789012.dkr-ecr-fips.ap-northeast-1.on.aws", errHas: "region ap-northeast-1 has no FIPS registry endpoint"},
+	{in: "123456789012.dkr.ecr-fips.cn-north-1.amazonaws.com.cn", errHas: "region cn-north-1 has no FIPS registry endpoint"},
+	{in: "123456789012.dkr.ecr-fips.us-iso-east-1.c2s.ic.gov", errHas: "region us-iso-east-1 has no FIPS registry endpoint"},
+}
+
+func TestParse(t *testing.T) {
+	for _, tt := range parseTests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := Parse(tt.in)
+			if tt.errHas == "" {
+				if err != nil {
+					t.Fatalf("Parse(%q) error: %v", tt.in, err)
+				}
+				if got != tt.want {
+					t.Fatalf("Parse(%q)\n got %+v\nwant %+v", tt.in, got, tt.want)
+				}
+				if s := got.String(); s != tt.want.Host {
+					t.Errorf("String() = %q, want %q", s, tt.want.Host)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse(%q) = %+v, want error containing %q", tt.in, got, tt.errHas)
+			}
+			if got != (Registry{}) {
+				t.Errorf("Parse(%q) returned %+v with its error, want the zero Registry", tt.in, got)
+			}
+			var he *HostError
+			if !errors.As(err, &he) {
+				t.Fatalf("Parse(%q) error %T is not a *HostError", tt.in, err)
+			}
+			if !strings.Contains(err.Error(), tt.errHas) {
+				t.Errorf("Parse(%q) error\n  %q\nwant it to contain\n  %q", tt.in, err, tt.errHas)
+			}
+			if he.Input != tt.in {
+				t.Errorf("HostError.Input = %q, want %q", he.Input, tt.in)
+			}
+			if he.Suggestion != tt.suggest {
+				t.Errorf("HostError.Suggestion = %q, want %q", he.Suggestion, tt.suggest)
+			}
+			checkReason(t, he)
+		})
+	}
+}
+
+// checkReason checks the properties every rejection has: one lower-case
+// sentence, and a suggestion (if any) that Parse accepts.
+func checkReason(t *testing.T, he *HostError) {
+	t.Helper()
+	r := he.Reason
+	if r == "" || r != he.Error() {
+		t.Errorf("Reason %q, Error() %q: want the same non-empty sentence", r, he.Error())
+	}
+	if c := r[0]; 'A' <= c && c <= 'Z' {
+		t.Errorf("reason %q starts with a capital letter", r)
+	}
+	if strings.ContainsAny(r, "\n\r") || strings.HasSuffix(r, ".") {
+		t.Errorf("reason %q is not one sentence without a final period", r)
+	}
+	if he.Suggestion != "" {
+		if _, err := Parse(he.Suggestion); err != nil {
+			t.Errorf("suggestion %q does not parse: %v", he.Suggestion, err)
+		}
+	}
+}
+
+func TestAPIEndpoint(t *testing.T) {
+	tests := []struct {
+		host string
+		want string
+	}{
+		{"123456789012.dkr.ecr.us-east-1.amazonaws.com", "https://api.ecr.us-east-1.amazonaws.com"},
+		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "https://api.ecr.eu-west-1.amazonaws.com"},
+		{"123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", "https://ecr-fips.us-east-1.amazonaws.com"},
+		{"123456789012.dkr-ecr.us-east-1.on.aws", "https://ecr.us-east-1.api.aws"},
+		{"123456789012.dkr-ecr-fips.us-west-2.on.aws", "https://ecr-fips.us-west-2.api.aws"},
+		{"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "https://api.ecr.cn-north-1.amazonaws.com.cn"},
+		{"123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn", "https://ecr.cn-north-1.api.amazonwebservices.com.cn"},
+		{"123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", "https://api.ecr.us-gov-west-1.amazonaws.com"},
+		{"123456789012.dkr.ecr-fips.us-gov-east-1.amazonaws.com", "https://ecr-fips.us-gov-east-1.amazonaws.com"},
+		{"123456789012.dkr-ecr.us-gov-east-1.on.aws", "https://ecr.us-gov-east-1.api.aws"},
+		{"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", "https://api.ecr.us-iso-east-1.c2s.ic.gov"},
+		{"123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", "https://api.ecr.us-isob-east-1.sc2s.sgov.gov"},
+		{"public.ecr.aws", "https://api.ecr-public.us-east-1.amazonaws.com"},
+	}
+	for _, tt := range tests {
+		r, err := Parse(tt.host)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.host, err)
+		}
+		if got := r.APIEndpoint(); got != tt.want {
+			t.Errorf("Parse(%q).APIEndpoint() = %q, want %q", tt.host, got, tt.want)
+		}
+	}
+	if got := (Registry{}).APIEndpoint(); got != "" {
+		t.Errorf("zero Registry APIEndpoint() = %q, want empty", got)
+	}
+	if got := (Registry{}).String(); got != "" {
+		t.Errorf("zero Registry String() = %q, want empty", got)
+	}
+}
+
+func TestSuggestRegion(t *testing.T) {
+	tests := []struct {
+		in     string
+		want   string
+		wantOK bool
+	}{
+		{"us-eas-1", "us-east-1", true},
+		{"eu-west1", "eu-west-1", true},
+		{"uswest2", "us-west-2", true},
+		{"US-EAST-1", "us-east-1", true},
+		{"us-east-1", "us-east-1", true},
+		{"us-esat-1", "us-east-1", true},
+		{"ap-south-east-1", "ap-southeast-1", true},
+		{"apnortheast1", "ap-northeast-1", true},
+		{"eu-centrl-1", "eu-central-1", true},
+		{"us-gov-wst-1", "us-gov-west-1", true},
+		{"cn-northwest1", "cn-northwest-1", true},
+		{"us_east_1", "us-east-1", true},
+		{"xyz", "", false},
+		{"", "", false},
+		{"mars-north-1", "", false},
+		{"global", "", false},
+		{"us", "", false},
+		{"us-central-1", "", false}, // not ca-central-1: the area code is kept
+		{strings.Repeat("us-east-1", 100), "", false},
+	}
+	for _, tt := range tests {
+		got, ok := SuggestRegion(tt.in)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("SuggestRegion(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestRegions(t *testing.T) {
+	aws := Regions(PartitionAWS)
+	for _, r := range []string{"us-east-1", "ap-east-2", "ap-southeast-6", "ap-southeast-7", "ca-west-1", "mx-central-1", "il-central-1"} {
+		if !slices.Contains(aws, r) {
+			t.Errorf("Regions(aws) lacks %s", r)
+		}
+	}
+	if len(aws) != 34 {
+		t.Errorf("Regions(aws) has %d regions, want 34", len(aws))
+	}
+	if got := Regions(PartitionAWSCN); !slices.Equal(got, []string{"cn-north-1", "cn-northwest-1"}) {
+		t.Errorf("Regions(aws-cn) = %v", got)
+	}
+	if got := Regions(PartitionAWSUSGov); !slices.Equal(got, []string{"us-gov-east-1", "us-gov-west-1"}) {
+		t.Errorf("Regions(aws-us-gov) = %v", got)
+	}
+	if got := Regions("aws-mars"); got != nil {
+		t.Errorf("Regions(aws-mars) = %v, want nil", got)
+	}
+	// The caller owns the returned slice.
+	aws[0] = "changed"
+	if Regions(PartitionAWS)[0] == "changed" {
+		t.Error("Regions returns the package's own slice")
+	}
+
+	seen := map[string]Partition{}
+	for _, p := range Partitions() {
+		rs := Regions(p)
+		if len(rs) == 0 || !slices.IsSorted(rs) {
+			t.Errorf("Regions(%s) = %v: want a non-empty sorted list", p, rs)
+		}
+		for _, r := range rs {
+			if q, dup := seen[r]; dup {
+				t.Errorf("region %s is in both %s and %s", r, q, p)
+			}
+			seen[r] = p
+			if got, ok := PartitionOf(r); !ok || got != p {
+				t.Errorf("PartitionOf(%s) = %s, %v; want %s", r, got, ok, p)
+			}
+		}
+		for _, r := range FIPSRegions(p) {
+			if !slices.Contains(rs, r) {
+				t.Errorf("FIPS region %s is not a region of %s", r, p)
+			}
+		}
+	}
+	if got := FIPSRegions(PartitionAWSCN); got != nil {
+		t.Errorf("FIPSRegions(aws-cn) = %v, want nil", got)
+	}
+}
+
+// TestRegistryDomains checks that the domain list and Parse agree: every
+// "<account>.<domain>" parses, back to the same host.
+func TestRegistryDomains(t *testing.T) {
+	domains := RegistryDomains()
+	if domains[len(domains)-1] != PublicHost {
+		t.Errorf("RegistryDomains() does not end with %s", PublicHost)
+	}
+	seen := map[string]bool{}
+	for _, d := range domains {
+		if seen[d] {
+			t.Errorf("domain %s listed twice", d)
+		}
+		seen[d] = true
+		host := d
+		if d != PublicHost {
+			host = acct + "." + d
+		}
+		r, err := Parse(host)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", host, err)
+			continue
+		}
+		if r.Host != host {
+			t.Errorf("Parse(%q).Host = %q", host, r.Host)
+		}
+	}
+	for _, want := range []string{"dkr.ecr.us-east-1.amazonaws.com", "dkr.ecr-fips.us-gov-west-1.amazonaws.com", "dkr-ecr-fips.us-east-1.on.aws", "dkr.ecr.cn-north-1.amazonaws.com.cn", "dkr.ecr.us-isob-east-1.sc2s.sgov.gov"} {
+		if !seen[want] {
+			t.Errorf("RegistryDomains() lacks %s", want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, tt := range parseTests {
+		f.Add(tt.in)
+	}
+	domains := RegistryDomains()
+	for _, d := range domains {
+		f.Add(acct + "." + d)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := Parse(s)
+		if err != nil {
+			var he *HostError
+			if !errors.As(err, &he) {
+				t.Fatalf("Parse(%q) error %T is not a *HostError", s, err)
+			}
+			if r != (Registry{}) {
+				t.Fatalf("Parse(%q) returned %+v with an error", s, r)
+			}
+			if he.Input != s {
+				t.Fatalf("HostError.Input = %q, want %q", he.Input, s)
+			}
+			checkReason(t, he)
+			return
+		}
+		if r.String() != r.Host {
+			t.Fatalf("Parse(%q): String() %q != Host %q", s, r.String(), r.Host)
+		}
+		again, err := Parse(r.String())
+		if err != nil || again != r {
+			t.Fatalf("Parse(%q) = %+v, but Parse(%q) = %+v, %v", s, r, r.String(), again, err)
+		}
+		if r.Public {
+			if r.Account != "" || r.Host != PublicHost {
+				t.Fatalf("Parse(%q): public registry %+v", s, r)
+			}
+		} else {
+			if !isAccount(r.Account) {
+				t.Fatalf("Parse(%q): account %q is not 12 digits", s, r.Account)
+			}
+			if !slices.ContainsFunc(domains, func(d string) bool { return r.Host == r.Account+"."+d }) {
+				t.Fatalf("Parse(%q): host %q is under none of RegistryDomains()", s, r.Host)
+			}
+		}
+		if !slices.Contains(Regions(r.Partition), r.Region) {
+			t.Fatalf("Parse(%q): region %q is not in Regions(%q)", s, r.Region, r.Partition)
+		}
+		if r.FIPS && !slices.Contains(FIPSRegions(r.Partition), r.Region) {
+			t.Fatalf("Parse(%q): FIPS host in region %q without FIPS", s, r.Region)
+		}
+		u, err := url.Parse(r.APIEndpoint())
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+			t.Fatalf("Parse(%q): APIEndpoint() = %q is not an https base URL", s, r.APIEndpoint())
+		}
+	})
+}

@@ -1,0 +1,300 @@
+package ecrhost
+
+import (
+	"slices"
+	"strings"
+)
+
+// Partition is an AWS partition: a group of regions that share DNS suffixes and
+// credentials. Its value is the SDK's partition ID.
+type Partition string
+
+// The partitions Parse knows.
+//
+// Left out on purpose: aws-iso-e (cloud.adc-e.uk), aws-iso-f (csp.hci.ic.gov) and
+// aws-eusc (amazonaws.eu). The SDK lists ECR API endpoints for them, but ecrgate
+// has no use for them yet and their registry host forms are not documented
+// publicly beyond a pattern; add a row to partitions when that changes.
+const (
+	PartitionAWS      Partition = "aws"
+	PartitionAWSCN    Partition = "aws-cn"
+	PartitionAWSUSGov Partition = "aws-us-gov"
+	PartitionAWSISO   Partition = "aws-iso"
+	PartitionAWSISOB  Partition = "aws-iso-b"
+)
+
+// partition describes how ECR names its hosts in one partition.
+//
+// Source: aws-sdk-go-v2 service/ecr v1.67.5, internal/endpoints/endpoints.go
+// (regions, FIPS and dual-stack API host names), cross-checked with the AWS
+// General Reference page "Amazon ECR endpoints and quotas" (dkr.ecr-fips and
+// dkr-ecr-fips registry hosts for the four US commercial regions) and with the
+// image patterns EKS gives kubelet's ecr-credential-provider (*.dkr.ecr.*.amazonaws.com,
+// *.dkr-ecr.*.on.aws, *.dkr.ecr.*.amazonaws.com.cn, *.dkr-ecr.*.on.amazonwebservices.com.cn,
+// *.dkr.ecr-fips.*.amazonaws.com, *.dkr-ecr-fips.*.on.aws, *.dkr.ecr.*.c2s.ic.gov,
+// *.dkr.ecr.*.sc2s.sgov.gov).
+type partition struct {
+	id Partition
+	// suffix ends registry hosts (<acct>.dkr.ecr.<region>.<suffix>) and API
+	// endpoints (api.ecr.<region>.<suffix>).
+	suffix string
+	// dualStackSuffix ends dual-stack registry hosts (<acct>.dkr-ecr.<region>.<dualStackSuffix>);
+	// empty when the partition has none.
+	dualStackSuffix string
+	// dualStackAPISuffix ends dual-stack API endpoints (ecr.<region>.<dualStackAPISuffix>).
+	dualStackAPISuffix string
+	// regions with ECR, sorted.
+	regions []string
+	// fipsRegions have dkr.ecr-fips registry hosts (and, with a dual-stack
+	// suffix, dkr-ecr-fips ones), sorted.
+	fipsRegions []string
+}
+
+// partitions is the authority for everything Parse accepts.
+//
+// FIPS: the SDK file names explicit FIPS endpoints only for us-east-1, us-east-2,
+// us-west-1, us-west-2, us-gov-east-1 and us-gov-west-1, and the General
+// Reference lists dkr.ecr-fips hosts for exactly those. ca-central-1 has been
+// asked for (aws/containers-roadmap#501) but is not listed, so it is rejected.
+// The dkr-ecr-fips.<region>.on.aws form is documented for the four commercial
+// US regions; for the two GovCloud regions it is inferred from the SDK's
+// ecr-fips.<region>.api.aws API endpoint.
+//
+// Dual-stack: accepted in every aws, aws-cn and aws-us-gov region. The SDK's
+// rule-based resolver gives every region of those partitions a dual-stack API
+// endpoint; its legacy table lists one explicitly for every aws region except
+// ap-east-2 and ap-southeast-6 (both newer than the table's dual-stack rows).
+// The GovCloud dkr-ecr.<region>.on.aws form is inferred from its
+// ecr.<region>.api.aws API endpoint. The ISO partitions have no documented
+// dual-stack registry host and get none.
+var partitions = []partition{
+	{
+		id:                 PartitionAWS,
+		suffix:             "amazonaws.com",
+		dualStackSuffix:    "on.aws",
+		dualStackAPISuffix: "api.aws",
+		regions: []string{
+			"af-south-1",
+			"ap-east-1",
+			"ap-east-2",
+			"ap-northeast-1",
+			"ap-northeast-2",
+			"ap-northeast-3",
+			"ap-south-1",
+			"ap-south-2",
+			"ap-southeast-1",
+			"ap-southeast-2",
+			"ap-southeast-3",
+			"ap-southeast-4",
+			"ap-southeast-5",
+			"ap-southeast-6",
+			"ap-southeast-7",
+			"ca-central-1",
+			"ca-west-1",
+			"eu-central-1",
+			"eu-central-2",
+			"eu-north-1",
+			"eu-south-1",
+			"eu-south-2",
+			"eu-west-1",
+			"eu-west-2",
+			"eu-west-3",
+			"il-central-1",
+			"me-central-1",
+			"me-south-1",
+			"mx-central-1",
+			"sa-east-1",
+			"us-east-1",
+			"us-east-2",
+			"us-west-1",
+			"us-west-2",
+		},
+		fipsRegions: []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2"},
+	},
+	{
+		id:                 PartitionAWSCN,
+		suffix:             "amazonaws.com.cn",
+		dualStackSuffix:    "on.amazonwebservices.com.cn",
+		dualStackAPISuffix: "api.amazonwebservices.com.cn",
+		regions:            []string{"cn-north-1", "cn-northwest-1"},
+	},
+	{
+		id:                 PartitionAWSUSGov,
+		suffix:             "amazonaws.com",
+		dualStackSuffix:    "on.aws",
+		dualStackAPISuffix: "api.aws",
+		regions:            []string{"us-gov-east-1", "us-gov-west-1"},
+		fipsRegions:        []string{"us-gov-east-1", "us-gov-west-1"},
+	},
+	{
+		id:      PartitionAWSISO,
+		suffix:  "c2s.ic.gov",
+		regions: []string{"us-iso-east-1", "us-iso-west-1"},
+	},
+	{
+		id:      PartitionAWSISOB,
+		suffix:  "sc2s.sgov.gov",
+		regions: []string{"us-isob-east-1", "us-isob-west-1"},
+	},
+}
+
+var (
+	partitionByID     = map[Partition]*partition{}
+	partitionByRegion = map[string]*partition{}
+	// areaCodes are the first labels of region names: "us", "eu", "cn"…
+	areaCodes = map[string]bool{}
+)
+
+func init() {
+	for i := range partitions {
+		p := &partitions[i]
+		partitionByID[p.id] = p
+		for _, r := range p.regions {
+			partitionByRegion[r] = p
+			area, _, _ := strings.Cut(r, "-")
+			areaCodes[area] = true
+		}
+	}
+}
+
+// Partitions returns the partitions Parse knows, "aws" first.
+func Partitions() []Partition {
+	out := make([]Partition, len(partitions))
+	for i, p := range partitions {
+		out[i] = p.id
+	}
+	return out
+}
+
+// Regions returns the regions of p that have Amazon ECR, sorted, or nil for an
+// unknown partition. The caller may modify the returned slice.
+func Regions(p Partition) []string {
+	if pp := partitionByID[p]; pp != nil {
+		return slices.Clone(pp.regions)
+	}
+	return nil
+}
+
+// FIPSRegions returns the regions of p with FIPS registry hosts
+// (<account>.dkr.ecr-fips.<region>…), sorted; nil if there are none.
+func FIPSRegions(p Partition) []string {
+	if pp := partitionByID[p]; pp != nil && len(pp.fipsRegions) > 0 {
+		return slices.Clone(pp.fipsRegions)
+	}
+	return nil
+}
+
+// PartitionOf returns the partition of a known ECR region.
+func PartitionOf(region string) (Partition, bool) {
+	if p := partitionByRegion[region]; p != nil {
+		return p.id, true
+	}
+	return "", false
+}
+
+// RegistryDomains returns the parent domain of every registry host Parse
+// accepts (such as "dkr.ecr.us-east-1.amazonaws.com" and
+// "dkr-ecr.us-east-1.on.aws"), followed by "public.ecr.aws". Every accepted host
+// is either "public.ecr.aws" or "<account>." followed by one of these domains,
+// which makes the list usable as X.509 permitted DNS name constraints.
+func RegistryDomains() []string {
+	var out []string
+	for _, p := range partitions {
+		for _, r := range p.regions {
+			fips := slices.Contains(p.fipsRegions, r)
+			out = append(out, "dkr.ecr."+r+"."+p.suffix)
+			if fips {
+				out = append(out, "dkr.ecr-fips."+r+"."+p.suffix)
+			}
+			if p.dualStackSuffix != "" {
+				out = append(out, "dkr-ecr."+r+"."+p.dualStackSuffix)
+				if fips {
+					out = append(out, "dkr-ecr-fips."+r+"."+p.dualStackSuffix)
+				}
+			}
+		}
+	}
+	return append(out, PublicHost)
+}
+
+// SuggestRegion returns the known region (of any partition) nearest to s by
+// edit distance, for "did you mean" messages: "us-eas-1" gives "us-east-1",
+// "uswest2" gives "us-west-2". ok is false when no region is reasonably close.
+// A known region is returned as is.
+func SuggestRegion(s string) (region string, ok bool) {
+	return nearestRegion(strings.ToLower(strings.TrimSpace(s)), nil)
+}
+
+// maxSuggestInput bounds the work SuggestRegion does on hostile input; no
+// region name is close to a string this long.
+const maxSuggestInput = 40
+
+// nearestRegion returns the region nearest to s, looking only in the given
+// partitions (all of them when ps is empty). Distances ignore hyphens first
+// ("uswest2" is "us-west-2"), then count them; ties go to the earlier region
+// in partition order.
+func nearestRegion(s string, ps []*partition) (string, bool) {
+	if s == "" || len(s) > maxSuggestInput {
+		return "", false
+	}
+	if ps == nil {
+		for i := range partitions {
+			ps = append(ps, &partitions[i])
+		}
+	}
+	// A known area code typed out ("us-", "eu-") is meant: "us-central-1"
+	// is not a typo of "ca-central-1".
+	area, _, hyphen := strings.Cut(s, "-")
+	keepArea := hyphen && areaCodes[area]
+	bare := strings.ReplaceAll(s, "-", "")
+	best, bestBare, bestFull := "", 0, 0
+	for _, p := range ps {
+		for _, r := range p.regions {
+			if keepArea && !strings.HasPrefix(r, area+"-") {
+				continue
+			}
+			db := editDistance(bare, strings.ReplaceAll(r, "-", ""))
+			df := editDistance(s, r)
+			if best == "" || db < bestBare || (db == bestBare && df < bestFull) {
+				best, bestBare, bestFull = r, db, df
+			}
+		}
+	}
+	// Two edits is what a typo looks like (a dropped, doubled or swapped
+	// letter, a missing hyphen); more than that is a different word. Short
+	// inputs must also keep most of their letters.
+	if best == "" || bestBare > 2 || bestFull > 3 || 2*bestBare >= len(bare) {
+		return "", false
+	}
+	return best, true
+}
+
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and transpositions of adjacent bytes
+// each cost one.
+func editDistance(a, b string) int {
+	// Three rows: the one before the previous (for transpositions), the
+	// previous and the current.
+	pp := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d := min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d = min(d, pp[j-2]+1)
+			}
+			cur[j] = d
+		}
+		pp, prev, cur = prev, cur, pp
+	}
+	return prev[len(b)]
+}
