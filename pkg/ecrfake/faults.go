@@ -1,0 +1,208 @@
+package ecrfake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault is what an injected failure does to a call.
+type Fault string
+
+const (
+	// FaultServerError answers 500 (ServerException on the control plane).
+	FaultServerError Fault = "500"
+	// FaultThrottle answers ThrottlingException (400) on the control plane and
+	// 429 TOOMANYREQUESTS on the registry.
+	FaultThrottle Fault = "throttle"
+	// FaultDrop closes the connection without an answer.
+	FaultDrop Fault = "drop"
+)
+
+func (f Fault) valid() bool { return f == FaultServerError || f == FaultThrottle || f == FaultDrop }
+
+// Operation names for the data plane, STS and SSO, so every call can be
+// counted and failed like a control-plane operation (which go by their ECR
+// names, e.g. "CreateRepository").
+const (
+	OpRegistryBase     = "Registry.Base"
+	OpBlobHead         = "Registry.BlobHead"
+	OpBlobGet          = "Registry.BlobGet"
+	OpBlobDelete       = "Registry.BlobDelete"
+	OpUploadStart      = "Registry.UploadStart"
+	OpUploadChunk      = "Registry.UploadChunk"
+	OpUploadComplete   = "Registry.UploadComplete"
+	OpUploadStatus     = "Registry.UploadStatus"
+	OpUploadCancel     = "Registry.UploadCancel"
+	OpManifestGet      = "Registry.ManifestGet"
+	OpManifestHead     = "Registry.ManifestHead"
+	OpManifestPut      = "Registry.ManifestPut"
+	OpManifestDelete   = "Registry.ManifestDelete"
+	OpTagsList         = "Registry.TagsList"
+	OpReferrers        = "Registry.Referrers"
+	OpCatalog          = "Registry.Catalog"
+	OpAssumeRole       = "STS.AssumeRole"
+	OpAssumeRoleWebID  = "STS.AssumeRoleWithWebIdentity"
+	OpGetCallerID      = "STS.GetCallerIdentity"
+	OpGetRoleCreds     = "SSO.GetRoleCredentials"
+	OpPublicGetAuthTok = "ECRPublic.GetAuthorizationToken"
+)
+
+// faults counts calls and holds the failures to inject. Safe for concurrent use.
+type faults struct {
+	mu      sync.Mutex
+	calls   map[string]int
+	pending map[string][]Fault
+	latency time.Duration
+}
+
+func newFaults() *faults {
+	return &faults{calls: map[string]int{}, pending: map[string][]Fault{}}
+}
+
+// begin records a call of op, waits the configured latency and returns the
+// fault to inject, if any.
+func (f *faults) begin(ctx context.Context, op string) (Fault, error) {
+	f.mu.Lock()
+	f.calls[op]++
+	lat := f.latency
+	var fault Fault
+	if q := f.pending[op]; len(q) > 0 {
+		fault, f.pending[op] = q[0], q[1:]
+	}
+	f.mu.Unlock()
+	if lat > 0 {
+		t := time.NewTimer(lat)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	return fault, nil
+}
+
+// FailNext makes the next n calls of op fail with fault.
+func (e *Emulator) FailNext(op string, n int, fault Fault) {
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	for range n {
+		e.faults.pending[op] = append(e.faults.pending[op], fault)
+	}
+}
+
+// SetLatency delays every call by d, to model a real AWS round trip.
+func (e *Emulator) SetLatency(d time.Duration) {
+	e.faults.mu.Lock()
+	e.faults.latency = d
+	e.faults.mu.Unlock()
+}
+
+// Calls returns how many calls of op the emulator has received.
+func (e *Emulator) Calls(op string) int {
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	return e.faults.calls[op]
+}
+
+// CallCounts returns a copy of every operation's call count.
+func (e *Emulator) CallCounts() map[string]int {
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	out := make(map[string]int, len(e.faults.calls))
+	for k, v := range e.faults.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCalls sets every call count to zero and drops pending faults.
+func (e *Emulator) ResetCalls() {
+	e.faults.mu.Lock()
+	e.faults.calls = map[string]int{}
+	e.faults.pending = map[string][]Fault{}
+	e.faults.mu.Unlock()
+}
+
+// ParseFaultSpec parses "Op=N:fault" (e.g. "CreateRepository=2:throttle"),
+// the form the standalone emulator's --fail flag takes.
+func ParseFaultSpec(s string) (op string, n int, f Fault, err error) {
+	op, rest, ok := strings.Cut(s, "=")
+	if !ok || op == "" {
+		return "", 0, "", fmt.Errorf("fault %q: want Operation=N:fault, e.g. CreateRepository=2:throttle", s)
+	}
+	ns, fs, ok := strings.Cut(rest, ":")
+	if !ok {
+		return "", 0, "", fmt.Errorf("fault %q: want Operation=N:fault, e.g. CreateRepository=2:throttle", s)
+	}
+	n, err = strconv.Atoi(ns)
+	if err != nil || n < 1 {
+		return "", 0, "", fmt.Errorf("fault %q: count %q must be a positive integer", s, ns)
+	}
+	f = Fault(fs)
+	if !f.valid() {
+		return "", 0, "", fmt.Errorf("fault %q: kind %q must be one of 500, throttle, drop", s, fs)
+	}
+	return op, n, f, nil
+}
+
+// adminPrefix is where the standalone emulator exposes its test controls.
+const adminPrefix = "/_ecrfake/"
+
+// serveAdmin handles the emulator's own endpoints:
+//
+//	GET  /_ecrfake/calls                      call counts as JSON
+//	POST /_ecrfake/reset                      zero the counts, drop pending faults
+//	POST /_ecrfake/fail?op=X&n=N&fault=F      fail the next N calls of X
+//	POST /_ecrfake/latency?d=250ms            delay every call
+//	POST /_ecrfake/expire-tokens              expire every issued token
+func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	what := strings.TrimPrefix(r.URL.Path, adminPrefix)
+	if what == "calls" && r.Method == http.MethodGet {
+		counts := e.CallCounts()
+		keys := make([]string, 0, len(counts))
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(counts)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	switch what {
+	case "reset":
+		e.ResetCalls()
+	case "fail":
+		op, n, f, err := ParseFaultSpec(q.Get("op") + "=" + q.Get("n") + ":" + q.Get("fault"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		e.FailNext(op, n, f)
+	case "latency":
+		d, err := time.ParseDuration(q.Get("d"))
+		if err != nil || d < 0 {
+			http.Error(w, "latency: d must be a duration such as 250ms", http.StatusBadRequest)
+			return
+		}
+		e.SetLatency(d)
+	case "expire-tokens":
+		e.ExpireTokens()
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
