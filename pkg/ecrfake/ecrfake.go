@@ -433,3 +433,6 @@ func (w *statusWriter) Flush() {
 		f.Flush()
 	}
 }
+
+// Accounts are the registry ids the emulator serves; the first is the default.
+func (e *Emulator) Accounts() []string { return append([]string(nil), e.opts.Accounts...) }
