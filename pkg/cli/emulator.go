@@ -17,8 +17,8 @@ import (
 func newEmulatorCmd() *cobra.Command {
 	var (
 		listen, region, accessKey, secretKey, storage, envFile, logLevel string
-		accounts, faults                                                  []string
-		latency                                                           time.Duration
+		accounts, faults                                                 []string
+		latency                                                          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator",
