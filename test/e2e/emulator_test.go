@@ -40,7 +40,9 @@ func TestEmulatorWithRealClients(t *testing.T) {
 		if err != nil {
 			t.Fatalf("first create-repository: %v\n%s", err, out)
 		}
-		var created struct{ Repository struct{ RepositoryURI, RepositoryName string } }
+		var created struct {
+			Repository struct{ RepositoryURI, RepositoryName string }
+		}
 		if err := json.Unmarshal([]byte(out), &created); err != nil || created.Repository.RepositoryName != "e2e/app" ||
 			created.Repository.RepositoryURI != "123456789012.dkr.ecr.us-east-1.amazonaws.com/e2e/app" {
 			t.Fatalf("create-repository output %q (%v)", out, err)
