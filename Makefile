@@ -26,7 +26,7 @@ bench: build
 	$(GO) run ./bench
 
 demo: build
-	./scripts/demo.sh
+	$(GO) run ./test/demo --bin bin
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
