@@ -20,7 +20,6 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
@@ -98,7 +97,7 @@ func (d *dataPlane) registry(account, region string) (*dataRegistry, error) {
 	if dir := d.e.opts.StorageDir; dir != "" {
 		drv = filesystem.New(filesystem.DriverParameters{RootDirectory: path.Join(dir, "registry", account, region), MaxThreads: 100})
 	} else {
-		drv = inmemory.New()
+		drv = newMemDriver()
 	}
 	id := fmt.Sprintf("%p/%s", d, key)
 	sharedDrivers.Store(id, drv)

@@ -1,0 +1,67 @@
+// Package deps checks the import graph of the binaries: what must never be
+// linked into them.
+package deps
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func deps(t *testing.T, pkg string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	m := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		m[p] = true
+	}
+	return m
+}
+
+const mod = "github.com/ecrgate/ecrgate/"
+
+func TestBinariesDoNotLinkTestCode(t *testing.T) {
+	for _, cmd := range []string{mod + "cmd/proxy", mod + "cmd/credhelper"} {
+		d := deps(t, cmd)
+		for _, banned := range []string{"testing", "net/http/httptest", "github.com/google/go-containerregistry/pkg/v1/random"} {
+			if d[banned] {
+				t.Errorf("%s links %s", cmd, banned)
+			}
+		}
+	}
+}
+
+// The credential helper runs on every docker push and pull: it must start
+// fast, so it links neither the emulator nor the registry implementation.
+func TestCredentialHelperStaysSmall(t *testing.T) {
+	d := deps(t, mod+"cmd/credhelper")
+	for p := range d {
+		if strings.HasPrefix(p, mod+"pkg/ecrfake") || strings.HasPrefix(p, "github.com/distribution/distribution/") ||
+			strings.HasPrefix(p, "github.com/spf13/cobra") {
+			t.Errorf("docker-credential-ecrgate links %s", p)
+		}
+	}
+}
+
+// Only the CLI (for `ecrgate emulator`) may import the emulator; the proxy,
+// ensurer and token source must never know they talk to a fake.
+func TestOnlyCLIImportsEmulator(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"pkg/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == mod+"pkg/cli" || strings.HasPrefix(f[0], mod+"pkg/ecrfake") {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, mod+"pkg/ecrfake") {
+				t.Errorf("%s imports %s", f[0], imp)
+			}
+		}
+	}
+}
