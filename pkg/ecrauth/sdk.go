@@ -1,0 +1,166 @@
+package ecrauth
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os/user"
+	"time"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+)
+
+// SDKFetcher gets tokens with the AWS SDK's default credential chain
+// (environment, shared config and credentials files, SSO, assume role, web
+// identity, container and instance metadata), in the registry's region.
+type SDKFetcher struct {
+	// Env is the environment, used to decide whether an endpoint override
+	// is set (the SDK itself reads the process environment).
+	Env []string
+	// HTTPClient, if set, is used for every AWS call (tests).
+	HTTPClient aws.HTTPClient
+	// MaxAttempts bounds attempts per AWS call (0: the SDK's default, 3).
+	MaxAttempts int
+}
+
+var _ Fetcher = (*SDKFetcher)(nil)
+
+// Fetch implements Fetcher.
+func (f *SDKFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identity) (Token, error) {
+	cfg, err := f.config(ctx, reg, id)
+	if err != nil {
+		return Token{}, &Error{Registry: reg, Identity: id, Err: err}
+	}
+	t, err := f.fetch(ctx, cfg, reg, id)
+	if err != nil {
+		return Token{}, &Error{Registry: reg, Identity: id, Err: err}
+	}
+	return t, nil
+}
+
+func (f *SDKFetcher) config(ctx context.Context, reg ecrhost.Registry, id Identity) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{config.WithRegion(reg.Region)}
+	if id.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(id.Profile))
+	}
+	if f.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(f.HTTPClient))
+	}
+	if f.MaxAttempts > 0 {
+		opts = append(opts, config.WithRetryMaxAttempts(f.MaxAttempts))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if id.RoleARN != "" {
+		stsClient := sts.NewFromConfig(cfg)
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, id.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = sessionName()
+		}))
+	}
+	return cfg, nil
+}
+
+// sessionName names assumed-role sessions after the local user, so
+// CloudTrail shows who pushed.
+func sessionName() string {
+	name := "ecrgate"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name += "-" + u.Username
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("=,.@-_", r) {
+			return r
+		}
+		return '-'
+	}, name)
+	return clean[:min(len(clean), 64)]
+}
+
+// endpointOverridden reports whether the user pointed the ECR (or ECR
+// Public) API somewhere else, in which case FIPS and dual-stack endpoint
+// selection must not be combined with it (the SDK refuses both at once).
+func (f *SDKFetcher) endpointOverridden(reg ecrhost.Registry, id Identity) bool {
+	e := envMap(f.Env)
+	svc := e["AWS_ENDPOINT_URL_ECR"]
+	if reg.Public {
+		svc = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
+	}
+	return id.APIEndpoint != "" || svc != "" || e["AWS_ENDPOINT_URL"] != ""
+}
+
+func (f *SDKFetcher) fetch(ctx context.Context, cfg aws.Config, reg ecrhost.Registry, id Identity) (Token, error) {
+	overridden := f.endpointOverridden(reg, id)
+	if reg.Public {
+		// ECR Public's API lives in us-east-1 only.
+		cfg.Region = "us-east-1"
+		c := ecrpublic.NewFromConfig(cfg, func(o *ecrpublic.Options) {
+			if id.APIEndpoint != "" {
+				o.BaseEndpoint = aws.String(id.APIEndpoint)
+			}
+			if !overridden && reg.DualStack {
+				o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
+			}
+		})
+		out, err := c.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
+		if err != nil {
+			return Token{}, err
+		}
+		if out.AuthorizationData == nil {
+			return Token{}, ErrNoToken
+		}
+		return decodeToken(reg.Host, aws.ToString(out.AuthorizationData.AuthorizationToken), out.AuthorizationData.ExpiresAt)
+	}
+	c := ecr.NewFromConfig(cfg, func(o *ecr.Options) {
+		if id.APIEndpoint != "" {
+			o.BaseEndpoint = aws.String(id.APIEndpoint)
+		}
+		if !overridden {
+			// The API endpoint follows the registry host: a dkr.ecr-fips host
+			// calls ECR's FIPS endpoint, a dual-stack host the dual-stack one.
+			if reg.FIPS {
+				o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
+			}
+			if reg.DualStack {
+				o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
+			}
+		}
+	})
+	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}}) //nolint:staticcheck // registryIds is deprecated but still how a registry is chosen
+	if err != nil {
+		return Token{}, err
+	}
+	if len(out.AuthorizationData) == 0 {
+		return Token{}, ErrNoToken
+	}
+	ad := out.AuthorizationData[0]
+	return decodeToken(reg.Host, aws.ToString(ad.AuthorizationToken), ad.ExpiresAt)
+}
+
+func decodeToken(host, b64 string, expires *time.Time) (Token, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: token is not base64: %v", ErrNoToken, err)
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok || user == "" || pass == "" {
+		return Token{}, fmt.Errorf("%w: token is not <user>:<password>", ErrNoToken)
+	}
+	t := Token{Registry: host, Username: user, Password: pass}
+	if expires != nil {
+		t.ExpiresAt = *expires
+	}
+	if t.ExpiresAt.IsZero() {
+		return Token{}, fmt.Errorf("%w: no expiry", ErrNoToken)
+	}
+	return t, nil
+}
