@@ -5,8 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os/user"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
