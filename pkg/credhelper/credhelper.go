@@ -1,0 +1,201 @@
+// Package credhelper is docker-credential-ecrgate: the Docker credential
+// helper protocol (docker-credential-helpers) on top of ecrauth.
+//
+// get answers for every host ecrhost accepts and for local proxy hosts
+// mapped to an ECR registry (localhost:5000 → the default registry); any
+// other host gets the library's "credentials not found" so Docker falls
+// back to its own store. store and erase succeed, so `docker login` and
+// `docker logout` against ECR hosts just work (erase also drops the cached
+// token). stdout belongs to the protocol; logs go to stderr or ECRGATE_LOG.
+package credhelper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+)
+
+// Timeout bounds one get, credential resolution included.
+const Timeout = 60 * time.Second
+
+// Helper implements credentials.Helper.
+type Helper struct {
+	Source *ecrauth.Source
+	// LocalHosts maps local proxy hosts (e.g. "localhost:5000") to the ECR
+	// registry host whose token they need.
+	LocalHosts map[string]string
+	Log        *slog.Logger
+	// Stderr receives the one-sentence explanation of a failure.
+	Stderr io.Writer
+}
+
+var _ credentials.Helper = (*Helper)(nil)
+
+// normalizeHost turns what docker passes ("host", "https://host/v2/",
+// "host:port") into a lower-case host[:port].
+func normalizeHost(serverURL string) string {
+	s := strings.TrimSpace(serverURL)
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(serverURL))
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Host, "."))
+}
+
+// looksLikeECR reports whether host was meant as an ECR registry, so a typo
+// in it deserves an error rather than a silent fallback.
+func looksLikeECR(host string) bool {
+	return strings.Contains(host, ".dkr.ecr") || strings.Contains(host, ".dkr-ecr") || strings.HasSuffix(host, "ecr.aws")
+}
+
+// target resolves the registry whose token serves host.
+func (h *Helper) target(serverURL string) (string, error) {
+	host := normalizeHost(serverURL)
+	if reg, ok := h.LocalHosts[host]; ok {
+		return reg, nil
+	}
+	reg, err := ecrhost.Parse(host)
+	if err != nil {
+		if looksLikeECR(host) {
+			return "", err
+		}
+		return "", credentials.NewErrCredentialsNotFound()
+	}
+	return reg.Host, nil
+}
+
+// Get returns the ECR username and password for serverURL.
+func (h *Helper) Get(serverURL string) (string, string, error) {
+	start := time.Now()
+	reg, err := h.target(serverURL)
+	if err != nil {
+		if !credentials.IsErrCredentialsNotFound(err) {
+			h.explain(serverURL, err)
+		}
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	tok, err := h.Source.Token(ctx, reg)
+	if err != nil {
+		h.explain(serverURL, err)
+		return "", "", err
+	}
+	h.Log.Debug("get", "server", serverURL, "registry", reg, "expires_at", tok.ExpiresAt, "duration", time.Since(start))
+	return tok.Username, tok.Password, nil
+}
+
+func (h *Helper) explain(serverURL string, err error) {
+	h.Log.Error("get failed", "server", serverURL, "err", err)
+	if h.Stderr != nil {
+		fmt.Fprintf(h.Stderr, "docker-credential-ecrgate: %v\n", err)
+	}
+}
+
+// Add is called by `docker login`: ecrgate fetches ECR tokens itself, so
+// there is nothing to store; succeeding keeps docker login working.
+func (h *Helper) Add(c *credentials.Credentials) error {
+	if _, err := h.target(c.ServerURL); err != nil {
+		if credentials.IsErrCredentialsNotFound(err) {
+			return fmt.Errorf("docker-credential-ecrgate only serves Amazon ECR registries; remove %q from credHelpers in Docker's config.json", normalizeHost(c.ServerURL))
+		}
+		return err
+	}
+	h.Log.Info("store ignored: ecrgate fetches ECR tokens itself", "server", c.ServerURL)
+	return nil
+}
+
+// Delete is called by `docker logout`: it drops the cached token.
+func (h *Helper) Delete(serverURL string) error {
+	reg, err := h.target(serverURL)
+	if err != nil {
+		if credentials.IsErrCredentialsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	return h.Source.Forget(reg)
+}
+
+// List returns the hosts with a cached, unexpired token (and the local
+// proxy hosts that map to them), each with username AWS.
+func (h *Helper) List() (map[string]string, error) {
+	out := map[string]string{}
+	for _, t := range h.Source.Cached() {
+		out[t.Registry] = t.Username
+		for local, reg := range h.LocalHosts {
+			if reg == t.Registry {
+				out[local] = t.Username
+			}
+		}
+	}
+	return out, nil
+}
+
+// Run is the helper's main: args are os.Args[1:]; it returns the exit code.
+func Run(h *Helper, args []string, stdin io.Reader, stdout io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stdout, "Usage: %s <store|get|erase|list|version>\n", credentials.Name)
+		return 1
+	}
+	switch args[0] {
+	case "--version", "-v", "version":
+		_ = credentials.PrintVersion(stdout)
+		return 0
+	case "--help", "-h", "help":
+		fmt.Fprintf(stdout, "Usage: %s <store|get|erase|list|version>\n\n%s\n", credentials.Name, helpText)
+		return 0
+	}
+	if err := credentials.HandleCommand(h, args[0], stdin, stdout); err != nil {
+		// Docker shows this line (stdout) when the helper fails.
+		var ae *ecrauth.Error
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Error())
+		}
+		fmt.Fprintln(stdout, err)
+		return 1
+	}
+	return 0
+}
+
+// ListHosts returns List's keys sorted, for display.
+func ListHosts(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+
+var helpText = `docker-credential-ecrgate is a Docker credential helper for Amazon ECR.
+Name it in ~/.docker/config.json:
+
+  {"credHelpers": {"123456789012.dkr.ecr.us-east-1.amazonaws.com": "ecrgate"}}
+
+(` + "`ecrgate setup docker`" + ` writes this for you). Tokens are cached in
+$XDG_CACHE_HOME/ecrgate (default ~/.cache/ecrgate) and refreshed before they
+expire. Per-registry AWS profiles and roles come from ecrgate's config file
+($XDG_CONFIG_HOME/ecrgate/config.yaml, or ECRGATE_CONFIG).
+
+Environment:
+  ECRGATE_CONFIG          config file path
+  ECRGATE_DISABLE_CACHE=1 call AWS on every get
+  ECRGATE_LOG=PATH        append logs to PATH (never tokens)
+  ECRGATE_LOG_LEVEL       debug | info | warn | error (default warn)
+  AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_ECR and the rest of the AWS SDK's variables`
