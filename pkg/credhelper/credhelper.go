@@ -182,7 +182,6 @@ func ListHosts(m map[string]string) []string {
 	return out
 }
 
-
 var helpText = `docker-credential-ecrgate is a Docker credential helper for Amazon ECR.
 Name it in ~/.docker/config.json:
 
