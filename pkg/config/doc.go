@@ -1,0 +1,168 @@
+// Package config reads ecrgate's configuration: one YAML file shared by the
+// push proxy (ecrgate) and the credential helper (docker-credential-ecrgate).
+//
+// # Where the file is
+//
+// Load reads the file it is given (the --config flag), else the file named by
+// ECRGATE_CONFIG, else $XDG_CONFIG_HOME/ecrgate/config.yaml, where
+// XDG_CONFIG_HOME defaults to $HOME/.config. A missing file at that default
+// path means "all defaults"; a missing file that was named explicitly is an
+// error. The environment is passed in ([]string, as from os.Environ), so
+// tests never read the process's own.
+//
+// # Rules
+//
+// Every key is optional. An empty file, or one holding only comments, is
+// valid and gives the defaults below; a key given with no value (or ~ or
+// null) counts as not given.
+//
+// Unknown keys are errors at every level, and so are repeated keys and values
+// of the wrong type. The whole file is checked and every problem reported at
+// once, each as file:line: key: message, for example
+//
+//	config.yaml:7: unknown key "tempaltes" (did you mean "templates"?)
+//	config.yaml:12: templates[1].image_tag_mutability: "SOMETIMES" is not one of MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION
+//
+// Values are taken literally: environment variables are not expanded. The one
+// exception is a leading "~/" in path values (audit_log and @file
+// references), which stands for $HOME/; relative paths in them are relative
+// to the directory of the configuration file. Enumerated values are
+// case-sensitive and spelled as shown. Strings may be written unquoted even
+// when they look like numbers (cost-center: 42); true and false are accepted
+// only for yes/no keys. One YAML document per file; anchors and aliases
+// work, merge keys (<<) do not.
+//
+// The file holds no secrets: AWS credentials come from the AWS SDK's usual
+// sources, selected per registry by profile or role_arn.
+//
+// # Keys
+//
+// listen: host:port of the registry-mode proxy, which Docker reaches as
+// localhost:5000/<name> over plain HTTP on loopback. Default 127.0.0.1:5000.
+//
+// admin_listen: host:port serving /healthz and /metrics. Default
+// 127.0.0.1:5002.
+//
+// intercept: the CONNECT front that dockerd's HTTPS_PROXY points at.
+//
+//   - listen: its host:port. Default 127.0.0.1:5001. The three listen
+//     addresses must differ.
+//   - hosts: which CONNECT targets ecrgate decrypts and serves. "configured"
+//     (default): the ECR hosts this file names (default_registry, routes,
+//     registries, local_hosts values); "all-ecr": every ECR registry host.
+//   - tunnel_others: true (default) passes CONNECTs to every other host
+//     through as an opaque tunnel, never decrypted; false refuses them.
+//
+// log_level: debug, info (default), warn or error.
+//
+// log_format: text (default) or json.
+//
+// audit_log: the audit log file (JSON lines). Default $XDG_STATE_HOME/ecrgate/audit.jsonl, where
+// XDG_STATE_HOME defaults to $HOME/.local/state; no audit log when neither
+// is set.
+//
+// default_registry: the ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com
+// and the other forms of package ecrhost, without scheme, port or path)
+// that registry-mode names go to when no route matches. Not ECR Public.
+// No default: registry mode then needs routes.
+//
+// routes: a list of {prefix, registry}. A registry-mode name that starts with
+// prefix goes to registry instead of default_registry, with the prefix
+// removed: with prefix "prod/", localhost:5000/prod/team/app is team/app in
+// that registry. The longest matching prefix wins. prefix must end with '/'
+// and be a valid repository namespace; prefixes must be unique; registry
+// is an ECR registry host, not ECR Public.
+//
+// registries: a list of per-registry settings, each for one host (unique,
+// compared without regard to case; ECR Public allowed):
+//
+//   - host: the ECR registry host. Required.
+//   - profile: the AWS shared-config profile whose credentials reach this
+//     registry. Default: the SDK's default chain (AWS_PROFILE and so on).
+//   - role_arn: an IAM role to assume for this registry,
+//     arn:aws:iam::<12-digit account>:role/<name> (or another partition).
+//   - endpoint: an absolute http:// or https:// URL that replaces the
+//     registry's data-plane endpoint (an emulator, a VPC endpoint).
+//   - api_endpoint: the same for the ECR control-plane API.
+//
+// allow: repository names ecrgate may create, as globs; empty (the default)
+// allows every name. deny: names it must not create; deny wins over allow.
+// A glob matches the whole name: '*' matches any run of characters within
+// one path component (never '/'), '**' any run including '/', and '**/' at
+// the start or after '/' zero or more whole components; every other
+// character stands for itself. So "team/*" matches team/app but not
+// team/app/api, "team/**" matches both, "*/tmp*" matches team/tmp-1 but
+// not tmp-1, and "**/tmp*" matches tmp-1, team/tmp-1 and a/b/tmp-1.
+// Patterns use the characters of repository names (lower case) plus '*'.
+//
+// dry_run: true makes ecrgate decide and log as usual but create no
+// repositories. Default false.
+//
+// local_hosts: a mapping from a local proxy host, as it appears in image
+// names (localhost:5000), to the ECR registry host whose token the
+// credential helper returns for it. Default, when default_registry is set:
+// the host:port of listen and localhost:<port> both map to
+// default_registry (127.0.0.1:<port> when listen has no host or an
+// unspecified one). An empty mapping ({}) maps nothing.
+//
+// templates: what a repository ecrgate creates gets, like ECR's repository
+// creation templates. A name takes the template with the longest prefix it
+// lies under, with an implied trailing '/' ("team" covers team/app and
+// team/a/b, not teamx/app and not team itself); then the ROOT template;
+// then the built-in default (MUTABLE, AES256, nothing else). Each entry:
+//
+//   - prefix: ROOT or a repository namespace such as team or team/app (a
+//     trailing '/' is allowed and dropped). Required and unique.
+//   - image_tag_mutability: MUTABLE (default), IMMUTABLE,
+//     IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION.
+//   - image_tag_mutability_exclusion_filters: tags exempt from the
+//     mutability setting, a list of {filter_type: WILDCARD, filter: "latest"}
+//     (filter_type defaults to WILDCARD; filter is 1 to 128 characters of
+//     0-9 a-z A-Z . _ - and the wildcard *). Allowed with the
+//     *_WITH_EXCLUSION settings only, which need 1 to 5 of them. As a
+//     convenience, IMMUTABLE or MUTABLE together with filters is read as
+//     IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION.
+//   - scan_on_push: true asks ECR to scan each image when it is pushed.
+//     Default false.
+//   - encryption: {type, kms_key}. type is AES256 (default), KMS or KMS_DSSE;
+//     kms_key (KMS types only; default the AWS-managed key) is a key id, a
+//     key ARN, alias/<name> or an alias ARN.
+//   - lifecycle_policy: an ECR lifecycle policy, inline JSON or "@file" (a
+//     file read when the configuration is loaded). A JSON object with a
+//     non-empty "rules" list, 100 to 30,720 characters.
+//   - repository_policy: a repository policy, inline JSON or "@file". A
+//     JSON object with a "Statement", at most 10,240 characters.
+//   - tags: resource tags, a mapping of at most 50. Keys are 1 to 128
+//     characters and do not start with "aws:"; values are at most 256
+//     characters; both use letters, digits, spaces and _ . : / = + - @.
+//
+// # Example
+//
+//	listen: 127.0.0.1:5000
+//	admin_listen: 127.0.0.1:5002
+//	intercept:
+//	  listen: 127.0.0.1:5001
+//	log_level: info
+//	log_format: text
+//	audit_log: ~/.local/state/ecrgate/audit.jsonl
+//	default_registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com
+//	routes:
+//	  - prefix: prod/
+//	    registry: 222222222222.dkr.ecr.eu-west-1.amazonaws.com
+//	registries:
+//	  - host: 123456789012.dkr.ecr.us-east-1.amazonaws.com
+//	    profile: dev
+//	allow: ["team/*", "tools/*"]
+//	deny: ["*/tmp*"]
+//	templates:
+//	  - prefix: ROOT
+//	    image_tag_mutability: MUTABLE
+//	  - prefix: team
+//	    image_tag_mutability: IMMUTABLE
+//	    image_tag_mutability_exclusion_filters: [{filter_type: WILDCARD, filter: "latest"}]
+//	    scan_on_push: true
+//	    encryption: {type: KMS, kms_key: alias/ecr}
+//	    lifecycle_policy: "@lifecycle.json"
+//	    repository_policy: "@pull-from-prod.json"
+//	    tags: {team: platform, cost-center: "42"}
+package config
