@@ -1,20 +1,29 @@
-// Command docker-credential-ecrgate is a Docker credential helper for Amazon ECR.
-//
-// The helper itself is built in issue #3; until then it answers as a helper
-// that knows no credentials, so Docker falls back to its own store.
+// Command docker-credential-ecrgate is a Docker credential helper for Amazon
+// ECR (see pkg/credhelper).
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/docker/docker-credential-helpers/credentials"
+
+	"github.com/ecrgate/ecrgate/pkg/credhelper"
+	"github.com/ecrgate/ecrgate/pkg/version"
 )
 
-type noCreds struct{}
-
-func (noCreds) Add(*credentials.Credentials) error { return credentials.NewErrCredentialsNotFound() }
-func (noCreds) Delete(string) error                { return credentials.NewErrCredentialsNotFound() }
-func (noCreds) Get(string) (string, string, error) {
-	return "", "", credentials.NewErrCredentialsNotFound()
+func main() {
+	credentials.Name = "docker-credential-ecrgate"
+	credentials.Package = "github.com/ecrgate/ecrgate"
+	credentials.Version = version.Version
+	h, closeLog, err := credhelper.FromEnv(os.Environ(), os.Stderr)
+	if err != nil {
+		// Docker shows the helper's stdout when it fails.
+		fmt.Fprintf(os.Stdout, "docker-credential-ecrgate: %v\n", err)
+		fmt.Fprintf(os.Stderr, "docker-credential-ecrgate: %v\n", err)
+		os.Exit(1)
+	}
+	code := credhelper.Run(h, os.Args[1:], os.Stdin, os.Stdout)
+	closeLog()
+	os.Exit(code)
 }
-func (noCreds) List() (map[string]string, error) { return map[string]string{}, nil }
-
-func main() { credentials.Serve(noCreds{}) }

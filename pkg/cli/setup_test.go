@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const acct = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+func execute(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := Execute(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestSetupDocker(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", dir)
+	t.Setenv("ECRGATE_CONFIG", filepath.Join(dir, "missing.yaml"))
+	path := filepath.Join(dir, "config.json")
+	orig := "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"c2VjcmV0\"\n\t\t}\n\t},\n\t\"currentContext\": \"desktop\"\n}\n"
+	if err := os.WriteFile(path, []byte(orig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, err := execute(t, "setup", "docker", "--registry", acct, "--dry-run")
+	if err != nil || !strings.Contains(out, `"`+acct+`": "ecrgate"`) || strings.Contains(out, "c2VjcmV0") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(path); string(b) != orig {
+		t.Fatal("dry run wrote the file")
+	}
+
+	out, _, err = execute(t, "setup", "docker", "--registry", acct)
+	if err != nil || !strings.Contains(out, "previous version saved as") {
+		t.Fatalf("setup: %v\n%s", err, out)
+	}
+	var got struct {
+		Auths          map[string]map[string]string `json:"auths"`
+		CredHelpers    map[string]string            `json:"credHelpers"`
+		CurrentContext string                       `json:"currentContext"`
+	}
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &got); err != nil || got.CredHelpers[acct] != "ecrgate" || got.Auths["ghcr.io"]["auth"] != "c2VjcmV0" || got.CurrentContext != "desktop" {
+		t.Fatalf("config.json after setup: %s (%v)", b, err)
+	}
+
+	out, _, err = execute(t, "setup", "docker", "--registry", acct)
+	if err != nil || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+
+	if _, _, err := execute(t, "setup", "docker", "--undo", "--registry", acct); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != orig {
+		t.Fatalf("undo did not restore the original:\n%s", b)
+	}
+}
+
+func TestSetupDockerFromConfigAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", dir)
+	cfg := filepath.Join(dir, "ecrgate.yaml")
+	if err := os.WriteFile(cfg, []byte("default_registry: "+acct+"\nregistries:\n  - host: 222222222222.dkr.ecr.eu-west-1.amazonaws.com\n    profile: prod\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ECRGATE_CONFIG", cfg)
+	if _, _, err := execute(t, "setup", "docker"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	for _, h := range []string{acct, "222222222222.dkr.ecr.eu-west-1.amazonaws.com", "localhost:5000"} {
+		if !strings.Contains(string(b), `"`+h+`": "ecrgate"`) {
+			t.Errorf("config.json lacks %s:\n%s", h, b)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "config.json")); st.Mode().Perm() != 0o600 {
+		t.Errorf("new config.json mode %v", st.Mode().Perm())
+	}
+
+	_, _, err := execute(t, "setup", "docker", "--registry", "123456789012.dkr.ecr.us-eas-1.amazonaws.com")
+	if err == nil || !strings.Contains(err.Error(), "did you mean us-east-1?") {
+		t.Errorf("typo: %v", err)
+	}
+	t.Setenv("ECRGATE_CONFIG", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	_, _, err = execute(t, "setup", "docker")
+	if err == nil || !strings.Contains(err.Error(), "no registries to set up") {
+		t.Errorf("nothing configured: %v", err)
+	}
+}
