@@ -38,6 +38,8 @@ type Helper struct {
 	Log        *slog.Logger
 	// Stderr receives the one-sentence explanation of a failure.
 	Stderr io.Writer
+	// LogErrors also records failures in Log (when Log is a file, not stderr).
+	LogErrors bool
 }
 
 var _ credentials.Helper = (*Helper)(nil)
@@ -100,7 +102,9 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 }
 
 func (h *Helper) explain(serverURL string, err error) {
-	h.Log.Error("get failed", "server", serverURL, "err", err)
+	if h.LogErrors {
+		h.Log.Error("get failed", "server", serverURL, "err", err)
+	}
 	if h.Stderr != nil {
 		fmt.Fprintf(h.Stderr, "docker-credential-ecrgate: %v\n", err)
 	}

@@ -65,7 +65,7 @@ func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
 	for k, v := range cfg.LocalHosts {
 		local[strings.ToLower(k)] = v
 	}
-	return &Helper{Source: src, LocalHosts: local, Log: log, Stderr: stderr}, closeLog, nil
+	return &Helper{Source: src, LocalHosts: local, Log: log, Stderr: stderr, LogErrors: e["ECRGATE_LOG"] != ""}, closeLog, nil
 }
 
 // openLog opens ECRGATE_LOG for appending (0600, directory 0700), or logs
@@ -84,9 +84,21 @@ func openLog(e map[string]string, stderr io.Writer) (*slog.Logger, func(), error
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("ECRGATE_LOG: %w", err)
 	}
+	rotate(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ECRGATE_LOG: %w", err)
 	}
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})).With("pid", os.Getpid()), func() { f.Close() }, nil
+}
+
+// MaxLogSize is the size past which the log file is rotated: the current
+// file becomes <path>.1 (replacing the previous one), so the log never
+// takes more than twice this.
+const MaxLogSize = 1 << 20
+
+func rotate(path string) {
+	if st, err := os.Stat(path); err == nil && st.Size() > MaxLogSize {
+		_ = os.Rename(path, path+".1")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -401,5 +402,65 @@ func TestTokenNeverLogged(t *testing.T) {
 	s := fmt.Sprintf("%v %s %+v", tok, tok, tok)
 	if strings.Contains(buf.String(), "super-secret") || strings.Contains(s, "super-secret") {
 		t.Errorf("password leaked: %s / %s", buf.String(), s)
+	}
+}
+
+// A machine without credentials whose metadata address swallows requests
+// (accepts, never answers) must get the no-credentials error quickly, not
+// after the SDK's retries. The exact time is in make bench; this only
+// catches a hang.
+func TestNoCredentialsWithSilentMetadataService(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	dir := t.TempDir()
+	env := []string{"HOME=" + dir, "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_ECR=http://127.0.0.1:1",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + ln.Addr().String(),
+		"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials")}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_EC2_METADATA_DISABLED",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	start := time.Now()
+	_, err = ecrauth.New(ecrauth.Options{Env: env, NoCache: true}).Token(context.Background(), reg)
+	var ae *ecrauth.Error
+	if !errors.As(err, &ae) || ae.Kind() != "no-credentials" {
+		t.Fatalf("error = %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v: the metadata probe is not bounded", d)
+	}
+	mu.Lock()
+	n := len(held)
+	mu.Unlock()
+	if n == 0 {
+		t.Error("the metadata endpoint was never asked: the test does not test what it says")
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
@@ -47,7 +48,10 @@ func (f *SDKFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identit
 }
 
 func (f *SDKFetcher) config(ctx context.Context, reg ecrhost.Registry, id Identity) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRegion(reg.Region)}
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(reg.Region),
+		config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = newBoundedIMDS(envMap(f.Env)) }),
+	}
 	if id.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(id.Profile))
 	}
