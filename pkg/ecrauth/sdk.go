@@ -36,13 +36,18 @@ var _ Fetcher = (*SDKFetcher)(nil)
 
 // Fetch implements Fetcher.
 func (f *SDKFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identity) (Token, error) {
+	// Messages name the profile in use, configured or from AWS_PROFILE.
+	named := id
+	if named.Profile == "" {
+		named.Profile = envMap(f.Env)["AWS_PROFILE"]
+	}
 	cfg, err := f.config(ctx, reg, id)
 	if err != nil {
-		return Token{}, &Error{Registry: reg, Identity: id, Err: err}
+		return Token{}, &Error{Registry: reg, Identity: named, Err: err}
 	}
 	t, err := f.fetch(ctx, cfg, reg, id)
 	if err != nil {
-		return Token{}, &Error{Registry: reg, Identity: id, Err: err}
+		return Token{}, &Error{Registry: reg, Identity: named, Err: err}
 	}
 	return t, nil
 }
