@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/ecrgate/ecrgate/pkg/awsconf"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 )
 
@@ -65,11 +66,7 @@ func (t Token) valid(now time.Time) bool { return t.Password != "" && now.Before
 
 // Identity says which AWS identity to ask for a registry's token, as
 // configured for that registry (all fields optional).
-type Identity struct {
-	Profile     string // AWS shared-config profile
-	RoleARN     string // role to assume on top of the profile or default chain
-	APIEndpoint string // control-plane endpoint override
-}
+type Identity = awsconf.Identity
 
 // Fetcher calls GetAuthorizationToken for reg as id.
 type Fetcher interface {

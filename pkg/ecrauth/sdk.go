@@ -4,18 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"os/user"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/ecrgate/ecrgate/pkg/awsconf"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 )
 
@@ -53,62 +49,11 @@ func (f *SDKFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identit
 }
 
 func (f *SDKFetcher) config(ctx context.Context, reg ecrhost.Registry, id Identity) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(reg.Region),
-		config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = newBoundedIMDS(envMap(f.Env)) }),
-	}
-	if id.Profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(id.Profile))
-	}
-	if f.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(f.HTTPClient))
-	}
-	if f.MaxAttempts > 0 {
-		opts = append(opts, config.WithRetryMaxAttempts(f.MaxAttempts))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if id.RoleARN != "" {
-		stsClient := sts.NewFromConfig(cfg)
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, id.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = sessionName()
-		}))
-	}
-	return cfg, nil
-}
-
-// sessionName names assumed-role sessions after the local user, so
-// CloudTrail shows who pushed.
-func sessionName() string {
-	name := "ecrgate"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name += "-" + u.Username
-	}
-	clean := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("=,.@-_", r) {
-			return r
-		}
-		return '-'
-	}, name)
-	return clean[:min(len(clean), 64)]
-}
-
-// endpointOverridden reports whether the user pointed the ECR (or ECR
-// Public) API somewhere else, in which case FIPS and dual-stack endpoint
-// selection must not be combined with it (the SDK refuses both at once).
-func (f *SDKFetcher) endpointOverridden(reg ecrhost.Registry, id Identity) bool {
-	e := envMap(f.Env)
-	svc := e["AWS_ENDPOINT_URL_ECR"]
-	if reg.Public {
-		svc = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
-	}
-	return id.APIEndpoint != "" || svc != "" || e["AWS_ENDPOINT_URL"] != ""
+	return awsconf.Load(ctx, reg, id, awsconf.Options{Env: f.Env, HTTPClient: f.HTTPClient, MaxAttempts: f.MaxAttempts})
 }
 
 func (f *SDKFetcher) fetch(ctx context.Context, cfg aws.Config, reg ecrhost.Registry, id Identity) (Token, error) {
-	overridden := f.endpointOverridden(reg, id)
+	overridden := awsconf.EndpointOverridden(reg, id, f.Env)
 	if reg.Public {
 		// ECR Public's API lives in us-east-1 only.
 		cfg.Region = "us-east-1"
@@ -129,21 +74,9 @@ func (f *SDKFetcher) fetch(ctx context.Context, cfg aws.Config, reg ecrhost.Regi
 		}
 		return decodeToken(reg.Host, aws.ToString(out.AuthorizationData.AuthorizationToken), out.AuthorizationData.ExpiresAt)
 	}
-	c := ecr.NewFromConfig(cfg, func(o *ecr.Options) {
-		if id.APIEndpoint != "" {
-			o.BaseEndpoint = aws.String(id.APIEndpoint)
-		}
-		if !overridden {
-			// The API endpoint follows the registry host: a dkr.ecr-fips host
-			// calls ECR's FIPS endpoint, a dual-stack host the dual-stack one.
-			if reg.FIPS {
-				o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
-			}
-			if reg.DualStack {
-				o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
-			}
-		}
-	})
+	// The API endpoint follows the registry host: a dkr.ecr-fips host calls
+	// ECR's FIPS endpoint, a dual-stack host the dual-stack one.
+	c := ecr.NewFromConfig(cfg, awsconf.ECROptions(reg, id, f.Env))
 	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}}) //nolint:staticcheck // registryIds is deprecated but still how a registry is chosen
 	if err != nil {
 		return Token{}, err

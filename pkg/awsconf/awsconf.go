@@ -1,0 +1,129 @@
+// Package awsconf builds the AWS SDK configuration ecrgate uses for one ECR
+// registry: the SDK's default credential chain in the registry's region,
+// the registry's configured profile or role, its API endpoint override, and
+// the FIPS or dual-stack API endpoint when the registry host is one. The
+// token source and the repository ensurer share it, so both reach AWS as
+// the same identity in the same way.
+package awsconf
+
+import (
+	"context"
+	"fmt"
+	"os/user"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+)
+
+// Identity says which AWS identity to use for a registry, as configured for
+// it (all fields optional).
+type Identity struct {
+	Profile     string // AWS shared-config profile
+	RoleARN     string // role to assume on top of the profile or default chain
+	APIEndpoint string // control-plane endpoint override
+}
+
+// Options tune Load.
+type Options struct {
+	// Env is the environment (os.Environ()); the SDK itself reads the
+	// process environment, this decides endpoint and metadata settings.
+	Env []string
+	// HTTPClient, if set, is used for every AWS call (tests).
+	HTTPClient aws.HTTPClient
+	// MaxAttempts bounds attempts per AWS call (0: the SDK's default, 3).
+	MaxAttempts int
+}
+
+// Load returns the SDK configuration for reg as id.
+func Load(ctx context.Context, reg ecrhost.Registry, id Identity, o Options) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(reg.Region),
+		config.WithEC2RoleCredentialOptions(func(eo *ec2rolecreds.Options) { eo.Client = newBoundedIMDS(EnvMap(o.Env)) }),
+	}
+	if id.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(id.Profile))
+	}
+	if o.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(o.HTTPClient))
+	}
+	if o.MaxAttempts > 0 {
+		opts = append(opts, config.WithRetryMaxAttempts(o.MaxAttempts))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if id.RoleARN != "" {
+		stsClient := sts.NewFromConfig(cfg)
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, id.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
+			ao.RoleSessionName = SessionName()
+		}))
+	}
+	return cfg, nil
+}
+
+// ECROptions points an ECR client at the API endpoint that matches reg: the
+// override if one is configured or set in the environment, else the FIPS or
+// dual-stack endpoint for FIPS or dual-stack registry hosts.
+func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Options) {
+	overridden := EndpointOverridden(reg, id, env)
+	return func(o *ecr.Options) {
+		if id.APIEndpoint != "" {
+			o.BaseEndpoint = aws.String(id.APIEndpoint)
+		}
+		if !overridden {
+			if reg.FIPS {
+				o.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
+			}
+			if reg.DualStack {
+				o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
+			}
+		}
+	}
+}
+
+// EndpointOverridden reports whether the user pointed the ECR (or ECR
+// Public) API somewhere else, in which case FIPS and dual-stack endpoint
+// selection must not be combined with it (the SDK refuses both at once).
+func EndpointOverridden(reg ecrhost.Registry, id Identity, env []string) bool {
+	e := EnvMap(env)
+	svc := e["AWS_ENDPOINT_URL_ECR"]
+	if reg.Public {
+		svc = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
+	}
+	return id.APIEndpoint != "" || svc != "" || e["AWS_ENDPOINT_URL"] != ""
+}
+
+// SessionName names assumed-role sessions after the local user, so
+// CloudTrail shows who pushed.
+func SessionName() string {
+	name := "ecrgate"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name += "-" + u.Username
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("=,.@-_", r) {
+			return r
+		}
+		return '-'
+	}, name)
+	return clean[:min(len(clean), 64)]
+}
+
+// EnvMap turns KEY=VALUE pairs into a map.
+func EnvMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
