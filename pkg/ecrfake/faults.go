@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecrgate/ecrgate/pkg/distpath"
 )
 
 // Fault is what an injected failure does to a call.
@@ -31,22 +33,22 @@ func (f Fault) valid() bool { return f == FaultServerError || f == FaultThrottle
 // counted and failed like a control-plane operation (which go by their ECR
 // names, e.g. "CreateRepository").
 const (
-	OpRegistryBase     = "Registry.Base"
-	OpBlobHead         = "Registry.BlobHead"
-	OpBlobGet          = "Registry.BlobGet"
-	OpBlobDelete       = "Registry.BlobDelete"
-	OpUploadStart      = "Registry.UploadStart"
-	OpUploadChunk      = "Registry.UploadChunk"
-	OpUploadComplete   = "Registry.UploadComplete"
-	OpUploadStatus     = "Registry.UploadStatus"
-	OpUploadCancel     = "Registry.UploadCancel"
-	OpManifestGet      = "Registry.ManifestGet"
-	OpManifestHead     = "Registry.ManifestHead"
-	OpManifestPut      = "Registry.ManifestPut"
-	OpManifestDelete   = "Registry.ManifestDelete"
-	OpTagsList         = "Registry.TagsList"
-	OpReferrers        = "Registry.Referrers"
-	OpCatalog          = "Registry.Catalog"
+	OpRegistryBase     = string(distpath.Base)
+	OpBlobHead         = string(distpath.BlobHead)
+	OpBlobGet          = string(distpath.BlobGet)
+	OpBlobDelete       = string(distpath.BlobDelete)
+	OpUploadStart      = string(distpath.UploadStart)
+	OpUploadChunk      = string(distpath.UploadChunk)
+	OpUploadComplete   = string(distpath.UploadComplete)
+	OpUploadStatus     = string(distpath.UploadStatus)
+	OpUploadCancel     = string(distpath.UploadCancel)
+	OpManifestGet      = string(distpath.ManifestGet)
+	OpManifestHead     = string(distpath.ManifestHead)
+	OpManifestPut      = string(distpath.ManifestPut)
+	OpManifestDelete   = string(distpath.ManifestDelete)
+	OpTagsList         = string(distpath.TagsList)
+	OpReferrers        = string(distpath.Referrers)
+	OpCatalog          = string(distpath.Catalog)
 	OpAssumeRole       = "STS.AssumeRole"
 	OpAssumeRoleWebID  = "STS.AssumeRoleWithWebIdentity"
 	OpGetCallerID      = "STS.GetCallerIdentity"

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"path"
-	"regexp"
 	"sort"
 	"sync"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ecrgate/ecrgate/pkg/distpath"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
 )
@@ -119,15 +119,6 @@ func (d *dataPlane) registry(account, region string) (*dataRegistry, error) {
 	return r, nil
 }
 
-var (
-	reUploadStart = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/?$`)
-	reUpload      = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/([^/]+)$`)
-	reBlob        = regexp.MustCompile(`^/v2/(.+)/blobs/([^/]+)$`)
-	reManifest    = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
-	reTags        = regexp.MustCompile(`^/v2/(.+)/tags/list$`)
-	reReferrers   = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
-)
-
 // route is what a registry request does.
 type route struct {
 	op    string
@@ -137,47 +128,10 @@ type route struct {
 }
 
 func parseRoute(r *http.Request) route {
-	p := r.URL.Path
-	m := r.Method
-	if p == "/v2" || p == "/v2/" {
-		return route{op: OpRegistryBase}
-	}
-	if p == "/v2/_catalog" {
-		return route{op: OpCatalog}
-	}
-	if s := reUploadStart.FindStringSubmatch(p); s != nil {
-		return route{op: OpUploadStart, name: s[1], write: true}
-	}
-	if s := reUpload.FindStringSubmatch(p); s != nil {
-		op := map[string]string{http.MethodPatch: OpUploadChunk, http.MethodPut: OpUploadComplete,
-			http.MethodDelete: OpUploadCancel}[m]
-		if op == "" {
-			op = OpUploadStatus
-		}
-		return route{op: op, name: s[1], write: m != http.MethodGet}
-	}
-	if s := reBlob.FindStringSubmatch(p); s != nil {
-		op := map[string]string{http.MethodHead: OpBlobHead, http.MethodDelete: OpBlobDelete}[m]
-		if op == "" {
-			op = OpBlobGet
-		}
-		return route{op: op, name: s[1], ref: s[2]}
-	}
-	if s := reManifest.FindStringSubmatch(p); s != nil {
-		op := map[string]string{http.MethodHead: OpManifestHead, http.MethodPut: OpManifestPut,
-			http.MethodDelete: OpManifestDelete}[m]
-		if op == "" {
-			op = OpManifestGet
-		}
-		return route{op: op, name: s[1], ref: s[2], write: m == http.MethodPut}
-	}
-	if s := reTags.FindStringSubmatch(p); s != nil {
-		return route{op: OpTagsList, name: s[1]}
-	}
-	if s := reReferrers.FindStringSubmatch(p); s != nil {
-		return route{op: OpReferrers, name: s[1], ref: s[2]}
-	}
-	return route{op: "Registry.Unknown"}
+	rt := distpath.Parse(r.Method, r.URL.Path)
+	// Only pushes that start something create: an upload start or a manifest
+	// PUT, as ECR's create-on-push does.
+	return route{op: string(rt.Op), name: rt.Name, ref: rt.Ref, write: rt.Creates()}
 }
 
 // registryForHost picks the registry by Host: an ECR host names its account
