@@ -1,0 +1,122 @@
+package repocreate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/ecrgate/ecrgate/pkg/awsconf"
+	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+)
+
+// unknownIdentity stands for the AWS principal when GetCallerIdentity fails.
+const unknownIdentity = "unknown"
+
+// ECR is the part of the ECR API client the ensurer uses, with the SDK's
+// signatures so that *ecr.Client fits.
+type ECR interface {
+	DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
+	CreateRepository(ctx context.Context, in *ecr.CreateRepositoryInput, optFns ...func(*ecr.Options)) (*ecr.CreateRepositoryOutput, error)
+	PutLifecyclePolicy(ctx context.Context, in *ecr.PutLifecyclePolicyInput, optFns ...func(*ecr.Options)) (*ecr.PutLifecyclePolicyOutput, error)
+	SetRepositoryPolicy(ctx context.Context, in *ecr.SetRepositoryPolicyInput, optFns ...func(*ecr.Options)) (*ecr.SetRepositoryPolicyOutput, error)
+	DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error)
+}
+
+var _ ECR = (*ecr.Client)(nil)
+
+// sdkClients is the default Options.Clients: one ECR client per registry,
+// built with awsconf from the registry's configuration, acting as the
+// identity STS GetCallerIdentity names.
+type sdkClients struct {
+	cfg *config.Config
+	env []string
+
+	mu sync.Mutex
+	m  map[string]*sdkClient
+}
+
+type sdkClient struct {
+	ecr *ecr.Client
+	sts *sts.Client
+
+	mu       sync.Mutex // held while asking STS, so one call per registry is in flight
+	identity string     // "" until GetCallerIdentity succeeds
+	retryAt  time.Time  // after a failure, STS is not asked again before this
+}
+
+// identityRetry is how long "unknown" stands after GetCallerIdentity fails,
+// so a registry whose STS is unreachable does not slow every creation down.
+const identityRetry = 5 * time.Minute
+
+// identityTimeout bounds one GetCallerIdentity (with the SDK's retries).
+const identityTimeout = 10 * time.Second
+
+func newSDKClients(cfg *config.Config, env []string) *sdkClients {
+	return &sdkClients{cfg: cfg, env: env, m: map[string]*sdkClient{}}
+}
+
+// get returns the client for registry and the identity it acts as
+// ("unknown" if STS cannot tell; asked again after identityRetry).
+func (s *sdkClients) get(ctx context.Context, registry string) (ECR, string, error) {
+	c, err := s.client(ctx, registry)
+	if err != nil {
+		return nil, "", err
+	}
+	return c.ecr, c.whoAmI(ctx), nil
+}
+
+func (s *sdkClients) client(ctx context.Context, registry string) (*sdkClient, error) {
+	key := strings.ToLower(registry)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.m[key]; c != nil {
+		return c, nil
+	}
+	reg, err := ecrhost.Parse(registry)
+	if err != nil {
+		return nil, err
+	}
+	var id awsconf.Identity
+	if rc, ok := s.cfg.RegistryConfig(reg.Host); ok {
+		id = awsconf.Identity{Profile: rc.Profile, RoleARN: rc.RoleARN, APIEndpoint: rc.APIEndpoint}
+	}
+	// Loading reads the environment and shared config files only; the
+	// credentials are resolved on the first call.
+	awsCfg, err := awsconf.Load(ctx, reg, id, awsconf.Options{Env: s.env})
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration for %s: %w", reg.Host, err)
+	}
+	c := &sdkClient{
+		ecr: ecr.NewFromConfig(awsCfg, awsconf.ECROptions(reg, id, s.env)),
+		sts: sts.NewFromConfig(awsCfg),
+	}
+	s.m[key] = c
+	return c, nil
+}
+
+func (c *sdkClient) whoAmI(ctx context.Context) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.identity != "" {
+		return c.identity
+	}
+	if time.Now().Before(c.retryAt) {
+		return unknownIdentity
+	}
+	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
+	defer cancel()
+	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(out.Arn) == "" {
+		c.retryAt = time.Now().Add(identityRetry)
+		return unknownIdentity
+	}
+	c.identity = aws.ToString(out.Arn)
+	return c.identity
+}

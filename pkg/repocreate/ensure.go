@@ -1,0 +1,465 @@
+package repocreate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+)
+
+// DefaultCacheTTL is how long the ensurer remembers that a repository
+// exists (or that ECR's CREATE_ON_PUSH template creates it), and how long it
+// keeps a registry's creation templates.
+const DefaultCacheTTL = 10 * time.Minute
+
+// ensureTimeout bounds one ensure (describe, create, policies) including the
+// SDK's retries. The work is detached from the request that started it, since
+// other requests wait for the same result.
+const ensureTimeout = 2 * time.Minute
+
+// Options configure an Ensurer.
+type Options struct {
+	// Config supplies allow/deny, dry_run, templates, audit_log and the
+	// per-registry AWS settings. nil means all defaults (and no audit log).
+	Config *config.Config
+	// Clients returns the ECR client for a registry host and the identity
+	// (ARN) it acts as, for logs, messages and the audit file. Default: a
+	// client per registry built with awsconf from Config.RegistryConfig(host)
+	// and Env, identity from STS GetCallerIdentity (cached per registry;
+	// "unknown" if that call fails).
+	Clients func(ctx context.Context, registry string) (ECR, string, error)
+	// Env is the environment (os.Environ() in main), for the default Clients.
+	Env []string
+	// Logger gets one info line per creation, warnings, and debug lines.
+	// Default: discard.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// CacheTTL is how long "exists" is remembered, and "missing, ECR's
+	// CREATE_ON_PUSH template creates it" likewise (default DefaultCacheTTL).
+	CacheTTL time.Duration
+	// OnCreate, if set, is called once per repository ecrgate creates
+	// (how = HowCreated) or leaves to ECR's CREATE_ON_PUSH template
+	// (how = HowNative), for metrics. Dry runs and repositories someone
+	// else created meanwhile do not count. It must be quick and safe for
+	// concurrent use.
+	OnCreate func(registry, how string)
+}
+
+// Values of OnCreate's how.
+const (
+	HowCreated = "ecrgate" // ecrgate called CreateRepository
+	HowNative  = "native"  // ECR creates it on push from its own template
+)
+
+// Ensurer makes sure repositories exist before the proxy forwards writes to
+// them. It is safe for concurrent use.
+type Ensurer struct {
+	cfg      *config.Config
+	clients  func(ctx context.Context, registry string) (ECR, string, error)
+	log      *slog.Logger
+	now      func() time.Time
+	ttl      time.Duration
+	onCreate func(registry, how string)
+	audit    *auditLog
+	flights  singleflight.Group
+
+	mu           sync.Mutex
+	known        map[string]knownRepo // registry + "/" + repository
+	natives      map[string]nativeSet // registry → its CREATE_ON_PUSH templates
+	nativeWarned map[string]bool      // registry → template lookup failure logged
+	pruneAt      int
+}
+
+// knownRepo is a cached "no need to create": the repository exists, or ECR
+// creates it on push from the CREATE_ON_PUSH template native.
+type knownRepo struct {
+	expires time.Time
+	native  string
+}
+
+type nativeSet struct {
+	expires  time.Time
+	prefixes []string
+}
+
+// New returns an Ensurer. It opens the audit log (append, mode 0600, parent
+// directories 0700) when Config.AuditLog is set.
+func New(o Options) (*Ensurer, error) {
+	e := &Ensurer{
+		cfg:          o.Config,
+		clients:      o.Clients,
+		log:          o.Logger,
+		now:          o.Now,
+		ttl:          o.CacheTTL,
+		onCreate:     o.OnCreate,
+		known:        map[string]knownRepo{},
+		natives:      map[string]nativeSet{},
+		nativeWarned: map[string]bool{},
+		pruneAt:      1024,
+	}
+	if e.cfg == nil {
+		e.cfg = &config.Config{}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.ttl <= 0 {
+		e.ttl = DefaultCacheTTL
+	}
+	if e.clients == nil {
+		e.clients = newSDKClients(e.cfg, o.Env).get
+	}
+	if e.onCreate == nil {
+		e.onCreate = func(string, string) {}
+	}
+	if e.cfg.AuditLog != "" {
+		a, err := openAudit(e.cfg.AuditLog)
+		if err != nil {
+			return nil, err
+		}
+		e.audit = a
+	}
+	return e, nil
+}
+
+// Close closes the audit log.
+func (e *Ensurer) Close() error { return e.audit.close() }
+
+// Ensure makes sure repository exists in registry (an ECR registry host)
+// before a write is forwarded to it, or that ECR will create it on the push.
+// It returns nil when the write may go ahead, else an errcode.Error:
+// NAME_INVALID for a name ECR would reject (no AWS call), DENIED for a
+// missing repository ecrgate may not create (allow/deny, dry_run, IAM),
+// UNAVAILABLE or TOOMANYREQUESTS when retrying later may help.
+//
+// A repository known to exist is not looked up again for CacheTTL. Otherwise
+// one DescribeRepositories, and if the repository is missing and no
+// CREATE_ON_PUSH template of ECR covers it, one CreateRepository from the
+// matching template followed by its lifecycle and repository policies — one
+// of each however many callers ask for the same repository at once.
+//
+// When a policy cannot be applied after the repository was created, Ensure
+// still returns nil: the repository exists, so failing the push would not
+// undo anything (a retry would find it and go ahead). The failure is logged
+// as a warning and recorded in the audit line's "warnings".
+func (e *Ensurer) Ensure(ctx context.Context, registry, repository string) error {
+	if e.isKnown(strings.ToLower(registry) + "/" + repository) {
+		return nil
+	}
+	p, denied, err := decide(e.cfg, registry, repository)
+	if err != nil {
+		return err
+	}
+	key := p.Registry + "/" + p.Repository
+	if e.isKnown(key) {
+		return nil
+	}
+	ch := e.flights.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ensureTimeout)
+		defer cancel()
+		return nil, e.ensure(fctx, key, p, denied)
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf(
+			"stopped waiting for repository %q in %s to be looked up or created: %v; retry the push", p.Repository, p.Registry, ctx.Err()))
+	}
+}
+
+// Invalidate forgets what the ensurer knows about repository, so the next
+// Ensure looks it up again. The proxy calls it when ECR answers NAME_UNKNOWN
+// for a repository the cache said exists (someone deleted it).
+func (e *Ensurer) Invalidate(registry, repository string) {
+	reg := normRegistry(registry)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, key := range []string{reg + "/" + repository, strings.ToLower(registry) + "/" + repository} {
+		if k, ok := e.known[key]; ok {
+			delete(e.known, key)
+			if k.native != "" {
+				// ECR did not create it: its templates may have changed.
+				delete(e.natives, reg)
+			}
+		}
+	}
+}
+
+func normRegistry(registry string) string {
+	if r, err := ecrhost.Parse(registry); err == nil {
+		return r.Host
+	}
+	return strings.ToLower(registry)
+}
+
+func (e *Ensurer) isKnown(key string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k, ok := e.known[key]
+	if !ok {
+		return false
+	}
+	if !e.now().Before(k.expires) {
+		delete(e.known, key)
+		return false
+	}
+	return true
+}
+
+func (e *Ensurer) remember(key, native string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	if len(e.known) >= e.pruneAt {
+		for k, v := range e.known {
+			if !now.Before(v.expires) {
+				delete(e.known, k)
+			}
+		}
+		e.pruneAt = max(1024, 2*len(e.known))
+	}
+	e.known[key] = knownRepo{expires: now.Add(e.ttl), native: native}
+}
+
+func (e *Ensurer) configName() string { return configName(e.cfg) }
+
+// ensure does the I/O for one repository; it runs once per key at a time.
+func (e *Ensurer) ensure(ctx context.Context, key string, p Plan, denied error) error {
+	if e.isKnown(key) { // a flight that just ended may have settled it
+		return nil
+	}
+	client, identity, err := e.clients(ctx, p.Registry)
+	if err != nil {
+		e.log.Warn("cannot build ECR client", "registry", p.Registry, "error", err)
+		return errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
+			"ecrgate cannot reach the ECR API of %s: %v; check the registries: entry for it in %s and your AWS configuration",
+			p.Registry, err, e.configName()))
+	}
+	log := e.log.With("repository", p.Repository, "registry", p.Registry)
+
+	_, err = client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
+		RegistryId:      p.Input.RegistryId,
+		RepositoryNames: []string{p.Repository},
+	})
+	if err == nil {
+		e.remember(key, "")
+		log.Debug("repository exists")
+		return nil
+	}
+	if code, _ := apiCode(err); code != "RepositoryNotFoundException" {
+		log.Warn("DescribeRepositories failed", "identity", identity, "error", err)
+		return mapError("DescribeRepositories", p, identity, e.configName(), err)
+	}
+
+	native, err := e.nativeTemplate(ctx, client, identity, p)
+	if err != nil {
+		return err
+	}
+	if native != "" {
+		e.remember(key, native)
+		log.Info("repository missing; ECR creates it on push from its repository creation template",
+			"template", "native:"+native, "identity", identity)
+		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: "native:" + native, Identity: identity})
+		e.onCreate(p.Registry, HowNative)
+		return nil
+	}
+
+	if denied != nil {
+		var ec errcode.Error
+		errors.As(denied, &ec)
+		log.Info("repository missing; not creating it", "reason", ec.Message)
+		return denied
+	}
+	if p.DryRun {
+		log.Info("dry run: would create repository", "template", p.TemplateName(), "identity", identity)
+		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(), Identity: identity, DryRun: true})
+		return errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
+			"dry_run is on: ecrgate would create %s in %s from %s; set dry_run: false in %s to create it",
+			p.Repository, p.Registry, describeTemplate(p.Template), e.configName()))
+	}
+	return e.create(ctx, log, key, client, identity, p)
+}
+
+// create creates the repository of p, then applies its policies.
+func (e *Ensurer) create(ctx context.Context, log *slog.Logger, key string, client ECR, identity string, p Plan) error {
+	if _, err := client.CreateRepository(ctx, p.Input); err != nil {
+		if code, _ := apiCode(err); code == "RepositoryAlreadyExistsException" {
+			// Somebody else (another ecrgate, a person, ECR's create on
+			// push) won the race; their settings stand.
+			e.remember(key, "")
+			log.Info("repository was created by someone else meanwhile", "identity", identity)
+			return nil
+		}
+		log.Warn("CreateRepository failed", "template", p.TemplateName(), "identity", identity, "error", err)
+		return mapError("CreateRepository", p, identity, e.configName(), err)
+	}
+
+	var warnings []string
+	if p.LifecyclePolicy != "" {
+		_, err := client.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{
+			RegistryId:          p.Input.RegistryId,
+			RepositoryName:      aws.String(p.Repository),
+			LifecyclePolicyText: aws.String(p.LifecyclePolicy),
+		})
+		if err != nil {
+			msg := mapError("PutLifecyclePolicy", p, identity, e.configName(), err).Message
+			log.Warn("repository created without its lifecycle policy", "template", p.TemplateName(), "identity", identity, "error", msg)
+			warnings = append(warnings, "lifecycle_policy: "+msg)
+		}
+	}
+	if p.RepositoryPolicy != "" {
+		_, err := client.SetRepositoryPolicy(ctx, &ecr.SetRepositoryPolicyInput{
+			RegistryId:     p.Input.RegistryId,
+			RepositoryName: aws.String(p.Repository),
+			PolicyText:     aws.String(p.RepositoryPolicy),
+		})
+		if err != nil {
+			msg := mapError("SetRepositoryPolicy", p, identity, e.configName(), err).Message
+			log.Warn("repository created without its repository policy", "template", p.TemplateName(), "identity", identity, "error", msg)
+			warnings = append(warnings, "repository_policy: "+msg)
+		}
+	}
+
+	e.remember(key, "")
+	log.Info("created repository", "template", p.TemplateName(), "identity", identity)
+	e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(),
+		Identity: identity, Warnings: warnings})
+	e.onCreate(p.Registry, HowCreated)
+	return nil
+}
+
+func (e *Ensurer) writeAudit(log *slog.Logger, r auditRecord) {
+	r.Time = e.now().UTC()
+	if err := e.audit.write(r); err != nil {
+		log.Error("cannot write audit log", "path", e.cfg.AuditLog, "error", err)
+	}
+}
+
+// nativeTemplate returns the prefix of ECR's CREATE_ON_PUSH repository
+// creation template that covers p's repository, or "" if none does.
+func (e *Ensurer) nativeTemplate(ctx context.Context, client ECR, identity string, p Plan) (string, error) {
+	// DescribeRepositoryCreationTemplates reads the caller's own registry:
+	// for a registry of another account it would answer about the wrong one.
+	if acct := accountOf(identity); acct != "" && p.Input.RegistryId != nil && acct != *p.Input.RegistryId {
+		return "", nil
+	}
+	prefixes, err := e.nativePrefixes(ctx, client, identity, p)
+	if err != nil {
+		return "", err
+	}
+	return matchNative(prefixes, p.Repository), nil
+}
+
+func (e *Ensurer) nativePrefixes(ctx context.Context, client ECR, identity string, p Plan) ([]string, error) {
+	lookup := func() ([]string, bool) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		s, ok := e.natives[p.Registry]
+		if !ok || !e.now().Before(s.expires) {
+			return nil, false
+		}
+		return s.prefixes, true
+	}
+	if prefixes, ok := lookup(); ok {
+		return prefixes, nil
+	}
+	v, err, _ := e.flights.Do("\x00templates "+p.Registry, func() (any, error) {
+		if prefixes, ok := lookup(); ok {
+			return prefixes, nil
+		}
+		prefixes, err := listCreateOnPush(ctx, client)
+		if err != nil {
+			code, _ := apiCode(err)
+			if transient(err) && !isAccessDenied(code) {
+				e.log.Warn("DescribeRepositoryCreationTemplates failed", "registry", p.Registry, "identity", identity, "error", err)
+				return nil, mapError("DescribeRepositoryCreationTemplates", p, identity, e.configName(), err)
+			}
+			// Not allowed to look (or not offered here): as if there were
+			// none. Said once per registry.
+			e.mu.Lock()
+			warned := e.nativeWarned[p.Registry]
+			e.nativeWarned[p.Registry] = true
+			e.mu.Unlock()
+			if !warned {
+				e.log.Warn("cannot read ECR's repository creation templates; assuming none creates repositories on push",
+					"registry", p.Registry, "identity", identity, "error", shortError(err))
+			}
+			prefixes = nil
+		}
+		e.mu.Lock()
+		e.natives[p.Registry] = nativeSet{expires: e.now().Add(e.ttl), prefixes: prefixes}
+		e.mu.Unlock()
+		return prefixes, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]string), nil
+}
+
+// listCreateOnPush returns the prefixes of the registry's repository
+// creation templates that apply to CREATE_ON_PUSH.
+func listCreateOnPush(ctx context.Context, client ECR) ([]string, error) {
+	var prefixes []string
+	pages := ecr.NewDescribeRepositoryCreationTemplatesPaginator(client, &ecr.DescribeRepositoryCreationTemplatesInput{})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range out.RepositoryCreationTemplates {
+			for _, a := range t.AppliedFor {
+				if a == types.RCTAppliedForCreateOnPush {
+					prefixes = append(prefixes, aws.ToString(t.Prefix))
+					break
+				}
+			}
+		}
+	}
+	return prefixes, nil
+}
+
+// matchNative picks the template ECR applies to repository: the longest
+// prefix p with repository under p + "/", else ROOT, else none ("").
+func matchNative(prefixes []string, repository string) string {
+	best, root := "", false
+	for _, p := range prefixes {
+		p = strings.TrimSuffix(p, "/")
+		switch {
+		case p == config.RootPrefix:
+			root = true
+		case p != "" && strings.HasPrefix(repository, p+"/") && len(p) > len(best):
+			best = p
+		}
+	}
+	if best == "" && root {
+		return config.RootPrefix
+	}
+	return best
+}
+
+// accountOf returns the account id in an IAM or STS ARN, or "".
+func accountOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" || len(parts[4]) != 12 {
+		return ""
+	}
+	return parts[4]
+}
