@@ -12,16 +12,8 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 )
 
-// CacheDir is where tokens are cached: $XDG_CACHE_HOME/ecrgate/tokens,
-// XDG_CACHE_HOME defaulting to ~/.cache.
-func CacheDir(env []string) string {
-	e := envMap(env)
-	base := e["XDG_CACHE_HOME"]
-	if base == "" || !filepath.IsAbs(base) {
-		base = filepath.Join(e["HOME"], ".cache")
-	}
-	return filepath.Join(base, "ecrgate", "tokens")
-}
+// CacheDir is where tokens are cached (ecrauth.DefaultCacheDir).
+func CacheDir(env []string) string { return ecrauth.DefaultCacheDir(env) }
 
 func envMap(env []string) map[string]string {
 	m := make(map[string]string, len(env))

@@ -195,3 +195,14 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// DefaultCacheDir is where the helper and the proxy share cached tokens:
+// $XDG_CACHE_HOME/ecrgate/tokens, XDG_CACHE_HOME defaulting to ~/.cache.
+func DefaultCacheDir(env []string) string {
+	e := envMap(env)
+	base := e["XDG_CACHE_HOME"]
+	if base == "" || !filepath.IsAbs(base) {
+		base = filepath.Join(e["HOME"], ".cache")
+	}
+	return filepath.Join(base, "ecrgate", "tokens")
+}

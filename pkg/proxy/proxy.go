@@ -1,0 +1,326 @@
+// Package proxy is ecrgate's registry handler: it speaks the OCI
+// distribution API to Docker, makes sure a repository exists before the
+// first write of a push, and forwards everything to the upstream ECR
+// registry, streamed both ways.
+//
+// Model: net/http/httputil.ReverseProxy with Rewrite (never Director),
+// FlushInterval -1, and distribution's errcode for every error the proxy
+// itself originates.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/ecrgate/ecrgate/pkg/distpath"
+	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+)
+
+// MaxManifestSize is ECR's manifest limit; larger manifests are refused
+// before they reach the upstream.
+const MaxManifestSize = 4 << 20
+
+// Ensurer makes sure a repository exists before a push writes to it
+// (pkg/repocreate). Errors meant for the client are errcode.Error values.
+type Ensurer interface {
+	Ensure(ctx context.Context, registry, repository string) error
+	Invalidate(registry, repository string)
+}
+
+// Tokens hands out registry credentials (pkg/ecrauth).
+type Tokens interface {
+	Token(ctx context.Context, registry string) (ecrauth.Token, error)
+	Forget(registry string) error
+}
+
+// Target is where a client-facing repository goes.
+type Target struct {
+	Registry   string   // ECR registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com
+	Repository string   // repository name in that registry
+	Upstream   *url.URL // scheme://host[:port] requests are sent to
+}
+
+// Options configure a Proxy.
+type Options struct {
+	// Resolve maps the request's host and client-facing repository name
+	// (name is "" for /v2/) to its target. Its errors reach the client, so
+	// they should be errcode.Error values.
+	Resolve func(host, name string) (Target, error)
+	// AnswerPing answers GET /v2/ itself (registry mode): Docker then sends
+	// no credentials and the proxy uses its own token for every request.
+	AnswerPing bool
+	Ensurer    Ensurer
+	Tokens     Tokens
+	// Transport reaches the upstream (default: a clone of http.DefaultTransport).
+	Transport http.RoundTripper
+	Logger    *slog.Logger
+	Metrics   *Metrics
+}
+
+// Proxy is the registry http.Handler.
+type Proxy struct {
+	opts Options
+	log  *slog.Logger
+	rp   *httputil.ReverseProxy
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New returns a Proxy.
+func New(o Options) (*Proxy, error) {
+	if o.Resolve == nil || o.Ensurer == nil || o.Tokens == nil {
+		return nil, errors.New("proxy: Resolve, Ensurer and Tokens are required")
+	}
+	if o.Transport == nil {
+		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	p := &Proxy{opts: o, log: o.Logger}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      &upstreamTransport{p: p, inner: o.Transport},
+		FlushInterval:  -1,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	return p, nil
+}
+
+type ctxKey struct{}
+
+// call is what the handler knows about one request, carried to the
+// transport and ModifyResponse in the request context.
+type call struct {
+	route      distpath.Route
+	target     Target
+	clientName string // repository name as the client wrote it
+	clientHost string // host the client addressed
+	scheme     string // scheme the client used
+	suffix     string // path after /v2/<name>
+	start      time.Time
+}
+
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(ctxKey{}).(*call)
+	return c
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	route := distpath.Parse(r.Method, r.URL.Path)
+	sw := &statusWriter{ResponseWriter: w}
+	in := &countingReader{r: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = in
+	}
+	defer func() {
+		d := time.Since(start)
+		p.opts.Metrics.observe(string(route.Op), sw.code(), d, in.n, sw.n)
+		p.log.Debug("request", "method", r.Method, "path", r.URL.Path, "op", route.Op, "status", sw.code(),
+			"bytes_in", in.n, "bytes_out", sw.n, "duration", d)
+	}()
+	w = sw
+	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+
+	switch route.Op {
+	case distpath.Base:
+		if p.opts.AnswerPing {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, "{}")
+			return
+		}
+	case distpath.Catalog:
+		serveError(w, errcode.ErrorCodeUnsupported.WithMessage("ECR has no catalog API; list repositories with aws ecr describe-repositories"))
+		return
+	case distpath.Unknown:
+		serveError(w, errcode.ErrorCodeUnsupported.WithMessage(fmt.Sprintf("%s %s is not part of the registry API", r.Method, r.URL.Path)))
+		return
+	}
+	target, err := p.opts.Resolve(r.Host, route.Name)
+	if err != nil {
+		serveError(w, err)
+		return
+	}
+	c := &call{route: route, target: target, clientName: route.Name, clientHost: r.Host, scheme: "http", start: start}
+	if r.TLS != nil {
+		c.scheme = "https"
+	}
+	if route.Name != "" {
+		c.suffix = strings.TrimPrefix(r.URL.Path, "/v2/"+route.Name)
+	}
+	if route.Creates() {
+		if err := p.opts.Ensurer.Ensure(r.Context(), target.Registry, target.Repository); err != nil {
+			p.opts.Metrics.Ensures.WithLabelValues("error").Inc()
+			serveError(w, err)
+			return
+		}
+		p.opts.Metrics.Ensures.WithLabelValues("ok").Inc()
+	}
+	if route.Op == distpath.ManifestPut {
+		if err := bufferManifest(r); err != nil {
+			serveError(w, err)
+			return
+		}
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+}
+
+// bufferManifest reads a manifest (at most MaxManifestSize) so the request
+// can be replayed after a token refresh or a re-created repository.
+func bufferManifest(r *http.Request) error {
+	if r.ContentLength > MaxManifestSize {
+		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest of %d bytes exceeds ECR's limit of %d bytes", r.ContentLength, MaxManifestSize))
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
+	if err != nil {
+		return errcode.ErrorCodeManifestInvalid.WithMessage("read manifest: " + err.Error())
+	}
+	if len(b) > MaxManifestSize {
+		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest exceeds ECR's limit of %d bytes", MaxManifestSize))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return nil
+}
+
+// rewrite points the outgoing request at the upstream registry.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	c := callFrom(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme = c.target.Upstream.Scheme
+	out.URL.Host = c.target.Upstream.Host
+	// ECR (and the emulator) pick the registry from Host.
+	out.Host = c.target.Registry
+	if c.route.Name != "" {
+		out.URL.Path = "/v2/" + c.target.Repository + c.suffix
+	} else {
+		out.URL.Path = pr.In.URL.Path
+	}
+	out.URL.RawPath = ""
+	if c.route.Op == distpath.UploadStart {
+		q := out.URL.Query()
+		if from := q.Get("from"); from != "" {
+			ft, err := p.opts.Resolve(c.clientHost, from)
+			if err == nil && ft.Registry == c.target.Registry {
+				q.Set("from", ft.Repository)
+			} else {
+				// A mount across registries cannot work; a plain upload can.
+				q.Del("from")
+				q.Del("mount")
+			}
+			out.URL.RawQuery = q.Encode()
+		}
+	}
+}
+
+// modifyResponse rewrites Location and Link headers that point at the
+// upstream so the client comes back through the proxy; redirects to other
+// hosts (ECR sends blob downloads to S3) pass through untouched.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	c := callFrom(resp.Request.Context())
+	if c == nil {
+		return nil
+	}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		resp.Header.Set("Location", p.rewriteURL(loc, c))
+	}
+	if links := resp.Header.Values("Link"); len(links) > 0 {
+		resp.Header.Del("Link")
+		for _, l := range links {
+			resp.Header.Add("Link", p.rewriteLink(l, c))
+		}
+	}
+	if resp.StatusCode >= 500 {
+		p.opts.Metrics.UpstreamErrors.WithLabelValues("status_5xx").Inc()
+	}
+	return nil
+}
+
+func (p *Proxy) rewriteURL(raw string, c *call) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Host != "" && !strings.EqualFold(u.Host, c.target.Registry) && !strings.EqualFold(u.Host, c.target.Upstream.Host) {
+		return raw // S3 and other hosts: the client follows them itself
+	}
+	if u.Host != "" {
+		u.Scheme, u.Host = c.scheme, c.clientHost
+	}
+	if c.route.Name != "" {
+		prefix := "/v2/" + c.target.Repository + "/"
+		if strings.HasPrefix(u.Path, prefix) {
+			u.Path = "/v2/" + c.clientName + "/" + strings.TrimPrefix(u.Path, prefix)
+			u.RawPath = ""
+		}
+	}
+	return u.String()
+}
+
+// rewriteLink rewrites the URL of one Link header (`<url>; rel="next"`).
+func (p *Proxy) rewriteLink(l string, c *call) string {
+	i, j := strings.Index(l, "<"), strings.Index(l, ">")
+	if i < 0 || j < i {
+		return l
+	}
+	return l[:i+1] + p.rewriteURL(l[i+1:j], c) + l[j:]
+}
+
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	c := callFrom(r.Context())
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		p.log.Warn("no token for upstream", "registry", c.target.Registry, "err", te.err)
+		serveError(w, errcode.ErrorCodeUnauthorized.WithMessage(te.err.Error()))
+		return
+	}
+	p.opts.Metrics.UpstreamErrors.WithLabelValues("unreachable").Inc()
+	p.log.Warn("upstream unreachable", "registry", c.target.Registry, "upstream", c.target.Upstream.String(), "err", err)
+	serveError(w, errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf("cannot reach %s: %v", c.target.Registry, err)))
+}
+
+func serveError(w http.ResponseWriter, err error) {
+	var ec errcode.Error
+	if !errors.As(err, &ec) {
+		var code errcode.ErrorCode
+		if errors.As(err, &code) {
+			ec = code.WithMessage(code.Message())
+		} else {
+			ec = errcode.ErrorCodeUnknown.WithMessage(err.Error())
+		}
+	}
+	_ = errcode.ServeJSON(w, ec)
+}
+
+// tokenError is a failure to get the proxy's own token for the upstream.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
+func basicAuth(t ecrauth.Token) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(t.Username+":"+t.Password))
+}

@@ -1,0 +1,170 @@
+// Package server runs `ecrgate serve`: the registry-mode proxy on its
+// listener and /healthz and /metrics on the admin listener, wired to the
+// token source, the repository ensurer and the configuration, until the
+// context ends; then it lets in-flight pushes finish.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+	"github.com/ecrgate/ecrgate/pkg/listen"
+	"github.com/ecrgate/ecrgate/pkg/proxy"
+	"github.com/ecrgate/ecrgate/pkg/repocreate"
+)
+
+// DefaultShutdownTimeout is how long in-flight pushes get after a stop signal.
+const DefaultShutdownTimeout = 5 * time.Minute
+
+// Options configure Run.
+type Options struct {
+	Config *config.Config
+	Env    []string
+	Logger *slog.Logger
+	// Listeners are already-open listeners by name ("registry", "admin"),
+	// from systemd socket activation or a test; missing ones are opened
+	// from the config.
+	Listeners map[string]net.Listener
+	// Ready is called once both listeners accept connections.
+	Ready func(registry, admin net.Addr)
+	// Stopping is called when shutdown starts.
+	Stopping func()
+	// ShutdownTimeout bounds the wait for in-flight requests (default 5 min).
+	ShutdownTimeout time.Duration
+	// Transport reaches the upstream registries (default: Go's default transport).
+	Transport http.RoundTripper
+}
+
+// Resolver maps registry-mode names to upstream targets by the config.
+func Resolver(cfg *config.Config) func(host, name string) (proxy.Target, error) {
+	where := cfg.Path
+	if where == "" {
+		where = "the config file"
+	}
+	return func(_, name string) (proxy.Target, error) {
+		registry, repo := cfg.DefaultRegistry, name
+		if name != "" {
+			registry, repo = cfg.RegistryFor(name)
+		}
+		if registry == "" {
+			return proxy.Target{}, errcode.ErrorCodeNameUnknown.WithMessage(fmt.Sprintf(
+				"no ECR registry for %q: set default_registry (or a route for its prefix) in %s", name, where))
+		}
+		upstream := &url.URL{Scheme: "https", Host: registry}
+		if rc, ok := cfg.RegistryConfig(registry); ok && rc.Endpoint != "" {
+			u, err := url.Parse(rc.Endpoint)
+			if err != nil {
+				return proxy.Target{}, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf("registries[%s].endpoint: %v", registry, err))
+			}
+			upstream = &url.URL{Scheme: u.Scheme, Host: u.Host}
+		}
+		return proxy.Target{Registry: registry, Repository: repo, Upstream: upstream}, nil
+	}
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	regLn, err := openListener(ctx, "registry", "listen", cfg.Listen, o.Listeners)
+	if err != nil {
+		return err
+	}
+	defer regLn.Close()
+	adminLn, err := openListener(ctx, "admin", "admin_listen", cfg.AdminListen, o.Listeners)
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
+
+	tokens := ecrauth.New(ecrauth.Options{
+		CacheDir: ecrauth.DefaultCacheDir(o.Env),
+		Env:      o.Env,
+		Logger:   log,
+		Identities: func(host string) ecrauth.Identity {
+			r, _ := cfg.RegistryConfig(host)
+			return ecrauth.Identity{Profile: r.Profile, RoleARN: r.RoleARN, APIEndpoint: r.APIEndpoint}
+		},
+	})
+	metrics := proxy.NewMetrics()
+	ens, err := repocreate.New(repocreate.Options{Config: cfg, Env: o.Env, Logger: log,
+		OnCreate: func(registry, how string) { metrics.Creations.WithLabelValues(registry, how).Inc() }})
+	if err != nil {
+		return err
+	}
+	defer ens.Close()
+	p, err := proxy.New(proxy.Options{Resolve: Resolver(cfg), AnswerPing: true, Ensurer: ens, Tokens: tokens,
+		Transport: o.Transport, Logger: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	regSrv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", metrics.Handler())
+	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(regSrv, regLn) }()
+	go func() { errc <- serve(adminSrv, adminLn) }()
+	log.Info("ecrgate serving", "registry", "http://"+regLn.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
+		"default_registry", cfg.DefaultRegistry, "routes", len(cfg.Routes), "dry_run", cfg.DryRun, "config", cfg.Path)
+	if o.Ready != nil {
+		o.Ready(regLn.Addr(), adminLn.Addr())
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("shutting down; letting in-flight pushes finish", "timeout", o.ShutdownTimeout)
+	if o.Stopping != nil {
+		o.Stopping()
+	}
+	// A fresh context: the one that ended must not cut the drain short.
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	defer cancel()
+	err = errors.Join(regSrv.Shutdown(sctx), adminSrv.Shutdown(sctx))
+	return errors.Join(runErr, err)
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func openListener(ctx context.Context, name, key, addr string, given map[string]net.Listener) (net.Listener, error) {
+	if ln, ok := given[name]; ok {
+		return ln, nil
+	}
+	if err := listen.CheckLoopback(addr); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	ln, err := listen.TCP(ctx, name, addr, nil)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%s: %w: is another ecrgate running?", key, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return ln, nil
+}
