@@ -1,140 +1,85 @@
-// Command bench measures ecrgate against the ECR emulator and prints a
-// table (run with `make bench`). Figures come from repeated runs, median
-// and 90th percentile, never from a timed test.
+// Command bench measures ecrgate against the ECR emulator and prints two
+// tables (run with `make bench`): the emulator's own figures, and
+// docker-credential-ecrgate against awslabs' docker-credential-ecr-login,
+// run alternately in one run. Figures come from repeated runs (medians),
+// never from a timed test.
+//
+// Every process the bench starts talks to loopback only: AWS endpoints point
+// at the emulator on 127.0.0.1, and instance metadata is either disabled or
+// pointed at a loopback listener that accepts and never answers.
 package main
 
 import (
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"sort"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
-	"text/tabwriter"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 )
 
 func main() {
-	runs := flag.Int("runs", 7, "repetitions of each measurement")
-	sizeMiB := flag.Int("size", 64, "image size in MiB for push/pull throughput")
+	var o options
+	flag.IntVar(&o.runs, "runs", 7, "repetitions of each emulator measurement")
+	flag.IntVar(&o.sizeMiB, "size", 64, "image size in MiB for push/pull throughput")
+	flag.StringVar(&o.tables, "tables", "emulator,credhelper", "tables to print, comma-separated: emulator, credhelper")
+	flag.IntVar(&o.helperRuns, "helper-runs", 21, "gets per helper per credential-helper scenario")
+	flag.IntVar(&o.noCredsRuns, "nocreds-runs", 2, "gets per helper in the no-credentials scenario (slow for awslabs)")
+	flag.DurationVar(&o.noCredsCap, "nocreds-cap", 90*time.Second, "longest wait for one get in the no-credentials scenario")
+	flag.IntVar(&o.parallelRounds, "parallel-rounds", 10, "rounds of 8 parallel cold gets per helper")
+	flag.DurationVar(&o.latency, "latency", 20*time.Millisecond, "emulator latency added to every call in the credential-helper table")
+	flag.StringVar(&o.ours, "ours", "bin/docker-credential-ecrgate", "our helper binary (make build)")
+	flag.StringVar(&o.awslabs, "awslabs", "", "awslabs' docker-credential-ecr-login binary (default: build its latest release once into the user cache dir)")
+	flag.BoolVar(&o.rebuildAwslabs, "rebuild-awslabs", false, "rebuild awslabs' helper even if a cached build exists")
 	flag.Parse()
-	if err := run(*runs, *sizeMiB); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-type row struct {
-	name, unit   string
-	median, p90  float64
-	samples      int
-	higherBetter bool
+type options struct {
+	runs, sizeMiB  int
+	tables         string
+	helperRuns     int
+	noCredsRuns    int
+	noCredsCap     time.Duration
+	parallelRounds int
+	latency        time.Duration
+	ours, awslabs  string
+	rebuildAwslabs bool
 }
 
-func summarize(name, unit string, xs []float64, higherBetter bool) row {
-	sort.Float64s(xs)
-	p90 := xs[(len(xs)*9+9)/10-1]
-	if higherBetter {
-		p90 = xs[len(xs)/10] // the slowest tenth, for throughput
+func (o options) table(name string) bool {
+	for _, t := range strings.Split(o.tables, ",") {
+		if strings.TrimSpace(t) == name {
+			return true
+		}
 	}
-	return row{name: name, unit: unit, median: xs[len(xs)/2], p90: p90, samples: len(xs), higherBetter: higherBetter}
+	return false
 }
 
-func run(runs, sizeMiB int) error {
-	ctx := context.Background()
-	e, err := ecrfake.New(ecrfake.Options{StorageDir: os.Getenv("BENCH_STORAGE")})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = e.Serve(sctx, ln) }()
-	url := "http://" + ln.Addr().String()
-	api := ecr.NewFromConfig(aws.Config{Region: e.Region(), BaseEndpoint: aws.String(url),
-		Credentials: credentials.NewStaticCredentialsProvider(e.AccessKey(), e.SecretKey(), "")})
-
-	var rows []row
-	var lat []float64
-	var token string
-	for range runs * 5 {
-		start := time.Now()
-		out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
-		if err != nil {
-			return err
+func run(ctx context.Context, o options) error {
+	if o.table("emulator") {
+		if err := emulatorTable(ctx, o.runs, o.sizeMiB); err != nil {
+			return fmt.Errorf("emulator table: %w", err)
 		}
-		lat = append(lat, ms(time.Since(start)))
-		token = aws.ToString(out.AuthorizationData[0].AuthorizationToken)
 	}
-	rows = append(rows, summarize("emulator GetAuthorizationToken (SDK)", "ms", lat, false))
-
-	lat = nil
-	for i := range runs * 5 {
-		start := time.Now()
-		if _, err := api.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(fmt.Sprintf("bench/r%d", i))}); err != nil {
-			return err
+	if o.table("credhelper") {
+		if o.table("emulator") {
+			fmt.Println()
+			runtime.GC() // return the emulator table's images before timing helpers
+			debug.FreeOSMemory()
 		}
-		lat = append(lat, ms(time.Since(start)))
+		if err := credHelperTable(ctx, o); err != nil {
+			return fmt.Errorf("credential-helper table: %w", err)
+		}
 	}
-	rows = append(rows, summarize("emulator CreateRepository (SDK)", "ms", lat, false))
-
-	raw, _ := base64.StdEncoding.DecodeString(token)
-	auth := &authn.Basic{Username: "AWS", Password: strings.TrimPrefix(string(raw), "AWS:")}
-	var push, pull []float64
-	for i := range runs {
-		img, err := random.Image(int64(sizeMiB)<<20, 1)
-		if err != nil {
-			return err
-		}
-		ref, _ := name.ParseReference(fmt.Sprintf("%s/bench/r%d:1", ln.Addr(), i), name.Insecure)
-		start := time.Now()
-		if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
-			return fmt.Errorf("push: %w", err)
-		}
-		push = append(push, float64(sizeMiB)/time.Since(start).Seconds())
-		start = time.Now()
-		got, err := remote.Image(ref, remote.WithAuth(auth))
-		if err != nil {
-			return err
-		}
-		layers, _ := got.Layers()
-		for _, l := range layers {
-			rc, err := l.Compressed()
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(io.Discard, rc); err != nil {
-				return err
-			}
-			rc.Close()
-		}
-		pull = append(pull, float64(sizeMiB)/time.Since(start).Seconds())
-	}
-	rows = append(rows, summarize(fmt.Sprintf("push %d MiB direct to emulator", sizeMiB), "MiB/s", push, true))
-	rows = append(rows, summarize(fmt.Sprintf("pull %d MiB direct from emulator", sizeMiB), "MiB/s", pull, true))
-
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "measurement\tmedian\tp90 (worst tenth)\tunit\truns\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%s\t%d\t\n", r.name, r.median, r.p90, r.unit, r.samples)
-	}
-	return tw.Flush()
+	return nil
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

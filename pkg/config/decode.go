@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -50,7 +51,7 @@ func (d *decoder) typeErr(n *yaml.Node, key, want string) {
 	d.src.bad[key] = true
 }
 
-var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineError = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // parseYAML parses data as one YAML document and returns its root value
 // node, or nil for an empty document.
@@ -82,7 +83,7 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, error) {
 
 func (d *decoder) syntaxError(err error) error {
 	msg := err.Error()
-	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineError().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &Error{File: d.src.name, Line: line, Msg: "invalid YAML: " + m[2], Err: err}
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -157,7 +158,7 @@ func (c *Config) problems() []*Error {
 				hosts[h] = joinKey(k, "host")
 			}
 		}
-		if r.RoleARN != "" && !roleARN.MatchString(r.RoleARN) {
+		if r.RoleARN != "" && !roleARN().MatchString(r.RoleARN) {
 			v.errf(joinKey(k, "role_arn"), "%q is not an IAM role ARN (want arn:aws:iam::<12-digit account>:role/<name>)", r.RoleARN)
 		}
 		if r.Endpoint != "" {
@@ -218,11 +219,17 @@ func (c *Config) problems() []*Error {
 }
 
 var (
-	roleARN      = regexp.MustCompile(`^arn:aws[-a-z]*:iam::[0-9]{12}:role/(?:[\x21-\x7e]+/)?[A-Za-z0-9+=,.@_-]{1,64}$`)
-	filterText   = regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`)
-	kmsKeyID     = regexp.MustCompile(`^(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
-	kmsAlias     = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
-	kmsARN       = regexp.MustCompile(`^arn:aws[-a-z]*:kms:[a-z0-9-]+:[0-9]{12}:(?:key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)$`)
+	roleARN = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[-a-z]*:iam::[0-9]{12}:role/(?:[\x21-\x7e]+/)?[A-Za-z0-9+=,.@_-]{1,64}$`)
+	})
+	filterText = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`) })
+	kmsKeyID   = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+	})
+	kmsAlias = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`) })
+	kmsARN   = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[-a-z]*:kms:[a-z0-9-]+:[0-9]{12}:(?:key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+)$`)
+	})
 	mutabilities = []string{Mutable, Immutable, ImmutableWithExclusion, MutableWithExclusion}
 )
 
@@ -245,7 +252,7 @@ func (v *validator) template(k string, t Template) {
 		switch {
 		case f.Filter == "":
 			v.errf(joinKey(ik, "filter"), "required (a tag pattern such as \"latest\" or \"release-*\")")
-		case !filterText.MatchString(f.Filter):
+		case !filterText().MatchString(f.Filter):
 			v.errf(joinKey(ik, "filter"), "%q must be 1 to 128 characters of 0-9, a-z, A-Z, '.', '_', '-' and '*'", truncate(f.Filter, 140))
 		}
 	}
@@ -256,7 +263,7 @@ func (v *validator) template(k string, t Template) {
 		switch {
 		case t.Encryption.Type != EncryptionKMS && t.Encryption.Type != EncryptionKMSDSSE:
 			v.errf(joinKey(ek, "kms_key"), "only used with type KMS or KMS_DSSE, not %s", cmp.Or(t.Encryption.Type, EncryptionAES256))
-		case !kmsKeyID.MatchString(key) && !kmsAlias.MatchString(key) && !kmsARN.MatchString(key):
+		case !kmsKeyID().MatchString(key) && !kmsAlias().MatchString(key) && !kmsARN().MatchString(key):
 			v.errf(joinKey(ek, "kms_key"), "%q is not a KMS key id, key ARN, alias/<name> or alias ARN", truncate(key, 140))
 		}
 	}
@@ -436,7 +443,7 @@ func repositoryPolicyProblem(s string) string {
 }
 
 // tagText is the character set AWS allows in tag keys and values.
-var tagText = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+var tagText = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`) })
 
 func tagProblem(key, value string) string {
 	switch n := utf8.RuneCountInString(key); {
@@ -446,13 +453,13 @@ func tagProblem(key, value string) string {
 		return fmt.Sprintf("tag key is %d characters long; at most 128", n)
 	case strings.HasPrefix(strings.ToLower(key), "aws:"):
 		return `tag keys starting with "aws:" are reserved by AWS`
-	case !utf8.ValidString(key) || !tagText.MatchString(key):
+	case !utf8.ValidString(key) || !tagText().MatchString(key):
 		return "tag key may hold only letters, digits, spaces and _ . : / = + - @"
 	}
 	switch n := utf8.RuneCountInString(value); {
 	case n > 256:
 		return fmt.Sprintf("tag value is %d characters long; at most 256", n)
-	case !utf8.ValidString(value) || !tagText.MatchString(value):
+	case !utf8.ValidString(value) || !tagText().MatchString(value):
 		return "tag value may hold only letters, digits, spaces and _ . : / = + - @"
 	}
 	return ""

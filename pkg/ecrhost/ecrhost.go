@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -66,11 +67,15 @@ const wantHint = "(want <account>.dkr.ecr.<region>.amazonaws.com)"
 // normalized host name only. Its groups are loose on purpose (any label for
 // the account and region, any pairing of form and suffix) so that Parse can
 // say which part is wrong instead of only "no match".
-var hostPattern = regexp.MustCompile(`^(?:([^.]+)\.)?(dkr\.ecr|dkr\.ecr-fips|dkr-ecr|dkr-ecr-fips)\.([^.]+)\.(amazonaws\.com|amazonaws\.com\.cn|on\.aws|on\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
+var hostPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:([^.]+)\.)?(dkr\.ecr|dkr\.ecr-fips|dkr-ecr|dkr-ecr-fips)\.([^.]+)\.(amazonaws\.com|amazonaws\.com\.cn|on\.aws|on\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
+})
 
 // apiPattern matches ECR control-plane host names, which users sometimes give
 // where a registry host belongs.
-var apiPattern = regexp.MustCompile(`^(?:api\.)?ecr(?:-fips|-public)?\.([^.]+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws|api\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
+var apiPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:api\.)?ecr(?:-fips|-public)?\.([^.]+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws|api\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
+})
 
 // dualStackSuffixes are the host suffixes of dual-stack registry hosts.
 var dualStackSuffixes = map[string]bool{"on.aws": true, "on.amazonwebservices.com.cn": true}
@@ -87,9 +92,9 @@ func Parse(s string) (Registry, error) {
 	if host == PublicHost {
 		return Registry{Host: PublicHost, Region: publicRegion, Partition: PartitionAWS, Public: true}, nil
 	}
-	m := hostPattern.FindStringSubmatch(host)
+	m := hostPattern().FindStringSubmatch(host)
 	if m == nil {
-		if am := apiPattern.FindStringSubmatch(host); am != nil {
+		if am := apiPattern().FindStringSubmatch(host); am != nil {
 			return Registry{}, &HostError{Input: s, Reason: fmt.Sprintf(
 				"%q is an Amazon ECR API endpoint, not a registry host (want <account>.dkr.ecr.%s.amazonaws.com)", host, am[1])}
 		}

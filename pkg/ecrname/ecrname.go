@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Limits documented by ECR (see shared/ECR-FACTS.md).
@@ -19,10 +20,10 @@ const (
 const Pattern = `(?:[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*`
 
 var (
-	nameRE      = regexp.MustCompile(`^` + Pattern + `$`)
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+	nameRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + Pattern + `$`) })
+	componentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`) })
 	// Docker's tag grammar; ECR allows up to MaxTagLen characters.
-	tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`) })
 )
 
 // Error says why a name or tag breaks ECR's rules.
@@ -38,7 +39,7 @@ func (e *Error) Error() string {
 // ValidateRepository reports whether name is a valid ECR repository name and, if
 // not, the first rule it breaks.
 func ValidateRepository(name string) error {
-	if nameRE.MatchString(name) && len(name) >= MinNameLen && len(name) <= MaxNameLen {
+	if nameRE().MatchString(name) && len(name) >= MinNameLen && len(name) <= MaxNameLen {
 		return nil
 	}
 	return &Error{Value: name, Reason: reason(name)}
@@ -63,7 +64,7 @@ func reason(name string) string {
 		}
 	}
 	for _, c := range strings.Split(name, "/") {
-		if !componentRE.MatchString(c) {
+		if !componentRE().MatchString(c) {
 			return fmt.Sprintf("path component %q must start and end with a letter or digit and use only single '.', '_' or '__', or runs of '-' between them", c)
 		}
 	}
@@ -77,7 +78,7 @@ func ValidateTag(tag string) error {
 		return &Error{Value: tag, Reason: "tag must not be empty"}
 	case len(tag) > MaxTagLen:
 		return &Error{Value: tag, Reason: fmt.Sprintf("tag must be at most %d characters long", MaxTagLen)}
-	case !tagRE.MatchString(tag):
+	case !tagRE().MatchString(tag):
 		return &Error{Value: tag, Reason: "tag must start with a letter, digit or '_' and contain only letters, digits, '_', '.' and '-'"}
 	}
 	return nil
