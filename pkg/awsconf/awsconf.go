@@ -20,15 +20,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
 // Identity says which AWS identity to use for a registry, as configured for
 // it (all fields optional).
-type Identity struct {
-	Profile     string // AWS shared-config profile
-	RoleARN     string // role to assume on top of the profile or default chain
-	APIEndpoint string // control-plane endpoint override
-}
+type Identity = tokencache.Identity
 
 // Options tune Load.
 type Options struct {

@@ -16,19 +16,15 @@ package ecrauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/ecrgate/ecrgate/pkg/awsconf"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
 // DefaultMargin is how much life a cached token must have left to be used
@@ -36,37 +32,11 @@ import (
 // whole push, so an hour covers long pushes of large images.
 const DefaultMargin = time.Hour
 
-// Token is a registry credential. Its LogValue redacts the password, so a
-// token cannot be logged by accident.
-type Token struct {
-	Registry  string    `json:"registry"`
-	Username  string    `json:"username"`
-	Password  string    `json:"password"`
-	ExpiresAt time.Time `json:"expiresAt"`
-}
+// Token is a registry credential (see tokencache.Token).
+type Token = tokencache.Token
 
-// LogValue implements slog.LogValuer.
-func (t Token) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("registry", t.Registry), slog.String("username", t.Username),
-		slog.String("password", "REDACTED"), slog.Time("expires_at", t.ExpiresAt))
-}
-
-// String keeps fmt from printing the password either.
-func (t Token) String() string {
-	return fmt.Sprintf("token for %s (user %s, expires %s)", t.Registry, t.Username, t.ExpiresAt.Format(time.RFC3339))
-}
-
-// usable reports whether t may be handed out at now without a refresh.
-func (t Token) usable(now time.Time, margin time.Duration) bool {
-	return t.Password != "" && now.Add(margin).Before(t.ExpiresAt)
-}
-
-// valid reports whether t has not expired at now.
-func (t Token) valid(now time.Time) bool { return t.Password != "" && now.Before(t.ExpiresAt) }
-
-// Identity says which AWS identity to ask for a registry's token, as
-// configured for that registry (all fields optional).
-type Identity = awsconf.Identity
+// Identity says which AWS identity to ask for a registry's token.
+type Identity = tokencache.Identity
 
 // Fetcher calls GetAuthorizationToken for reg as id.
 type Fetcher interface {
@@ -136,7 +106,7 @@ func (s *Source) Token(ctx context.Context, registry string) (Token, error) {
 		s.mu.Lock()
 		t, ok := s.mem[key]
 		s.mu.Unlock()
-		if ok && t.usable(now, s.opts.Margin) {
+		if ok && t.Usable(now, s.opts.Margin) {
 			s.log.Debug("token from memory", "registry", reg.Host)
 			return t, nil
 		}
@@ -161,20 +131,20 @@ func (s *Source) load(ctx context.Context, reg ecrhost.Registry, id Identity, ke
 		}
 		return t, nil
 	}
-	fc := fileCache{dir: s.opts.CacheDir}
-	if t, ok := fc.read(key, s.log); ok && t.usable(s.opts.Now(), s.opts.Margin) {
+	fc := tokencache.Cache{Dir: s.opts.CacheDir}
+	if t, ok := fc.Read(key, s.log); ok && t.Usable(s.opts.Now(), s.opts.Margin) {
 		s.log.Debug("token from file cache", "registry", reg.Host)
 		s.remember(key, t)
 		return t, nil
 	}
-	unlock, err := fc.lock(ctx, key)
+	unlock, err := fc.Lock(ctx, key)
 	if err != nil {
 		return Token{}, err
 	}
 	defer unlock()
 	// Another process may have refreshed the token while we waited.
-	cached, ok := fc.read(key, s.log)
-	if ok && cached.usable(s.opts.Now(), s.opts.Margin) {
+	cached, ok := fc.Read(key, s.log)
+	if ok && cached.Usable(s.opts.Now(), s.opts.Margin) {
 		s.log.Debug("token from file cache after lock", "registry", reg.Host)
 		s.remember(key, cached)
 		return cached, nil
@@ -183,14 +153,14 @@ func (s *Source) load(ctx context.Context, reg ecrhost.Registry, id Identity, ke
 	if err != nil {
 		// A refresh inside the margin failed; the old token is still valid, so
 		// use it rather than fail a push — but never an expired one.
-		if ok && cached.valid(s.opts.Now()) {
+		if ok && cached.Valid(s.opts.Now()) {
 			s.log.Warn("token refresh failed; using the cached token until it expires",
 				"registry", reg.Host, "expires_at", cached.ExpiresAt, "err", err)
 			return cached, nil
 		}
 		return Token{}, err
 	}
-	if err := fc.write(key, t); err != nil {
+	if err := fc.Write(key, t); err != nil {
 		s.log.Warn("could not write the token cache", "err", err)
 	}
 	s.remember(key, t)
@@ -220,7 +190,7 @@ func (s *Source) Forget(registry string) error {
 	if s.opts.CacheDir == "" {
 		return nil
 	}
-	return fileCache{dir: s.opts.CacheDir}.removeRegistry(reg.Host, s.log)
+	return tokencache.Cache{Dir: s.opts.CacheDir}.RemoveRegistry(reg.Host, s.log)
 }
 
 // Cached lists the registries that have an unexpired token in the file cache.
@@ -230,57 +200,19 @@ func (s *Source) Cached() []Token {
 	}
 	now := s.opts.Now()
 	var out []Token
-	for _, t := range (fileCache{dir: s.opts.CacheDir}).all(s.log) {
-		if t.valid(now) {
+	for _, t := range (tokencache.Cache{Dir: s.opts.CacheDir}).All(s.log) {
+		if t.Valid(now) {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// CacheKey names a (registry, identity) pair without secrets and without
-// resolving credentials. It follows the AWS SDK's own precedence: a
-// configured profile, then access keys in the environment, then a web
-// identity token, then AWS_PROFILE (or "default"). The control-plane
-// endpoint is part of the key so an emulator's tokens never mix with AWS's.
-func CacheKey(host string, id Identity, env []string) string {
-	e := envMap(env)
-	var who string
-	switch {
-	case id.Profile != "":
-		who = "profile=" + id.Profile
-	case e["AWS_ACCESS_KEY_ID"] != "" && e["AWS_SECRET_ACCESS_KEY"] != "":
-		sum := sha256.Sum256([]byte(e["AWS_ACCESS_KEY_ID"]))
-		who = "akid-sha256=" + hex.EncodeToString(sum[:8])
-	case e["AWS_WEB_IDENTITY_TOKEN_FILE"] != "":
-		who = "web-identity=" + e["AWS_ROLE_ARN"]
-	case e["AWS_PROFILE"] != "":
-		who = "profile=" + e["AWS_PROFILE"]
-	default:
-		who = "profile=default"
-	}
-	endpoint := id.APIEndpoint
-	if endpoint == "" {
-		endpoint = e["AWS_ENDPOINT_URL_ECR"]
-		if reg, err := ecrhost.Parse(host); err == nil && reg.Public {
-			endpoint = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
-		}
-	}
-	if endpoint == "" {
-		endpoint = e["AWS_ENDPOINT_URL"]
-	}
-	return strings.Join([]string{"v1", host, who, "role=" + id.RoleARN, "endpoint=" + endpoint}, "|")
-}
+// CacheKey names a (registry, identity) pair (tokencache.Key).
+func CacheKey(host string, id Identity, env []string) string { return tokencache.Key(host, id, env) }
 
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
+// DefaultCacheDir is where the helper and the proxy share cached tokens.
+func DefaultCacheDir(env []string) string { return tokencache.DefaultDir(env) }
 
 // ErrNoToken is wrapped by errors that mean AWS answered without a token.
 var ErrNoToken = errors.New("no authorization token in the answer")

@@ -1,4 +1,8 @@
-package ecrauth
+// Package tokencache is the registry-token cache that the credential helper
+// and the proxy share: one 0600 JSON file per (registry, identity) key in a
+// 0700 directory, replaced atomically, guarded by a lock file per key. It
+// links no AWS SDK, so the credential helper's warm path starts fast.
+package tokencache
 
 import (
 	"context"
@@ -15,10 +19,10 @@ import (
 	"time"
 )
 
-// fileCache keeps one JSON file per cache key in dir (0700), each file 0600
+// Cache keeps one JSON file per cache key in dir (0700), each file 0600
 // and replaced atomically. A file that does not parse, or belongs to another
 // key, is ignored and later overwritten: never a crash.
-type fileCache struct{ dir string }
+type Cache struct{ Dir string }
 
 type cacheEntry struct {
 	Key   string `json:"key"`
@@ -31,18 +35,18 @@ const maxCacheFile = 64 << 10
 // lockTimeout bounds the wait for another process's refresh.
 const lockTimeout = 30 * time.Second
 
-func (c fileCache) path(key string) string {
+func (c Cache) path(key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+".json")
+	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".json")
 }
 
-func (c fileCache) ensureDir() error {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return fmt.Errorf("create token cache %s: %w", c.dir, err)
+func (c Cache) ensureDir() error {
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return fmt.Errorf("create token cache %s: %w", c.Dir, err)
 	}
 	// MkdirAll keeps an existing directory's mode; tokens need 0700.
-	if err := os.Chmod(c.dir, 0o700); err != nil {
-		return fmt.Errorf("restrict token cache %s: %w", c.dir, err)
+	if err := os.Chmod(c.Dir, 0o700); err != nil {
+		return fmt.Errorf("restrict token cache %s: %w", c.Dir, err)
 	}
 	return nil
 }
@@ -68,7 +72,7 @@ func readEntry(path string) (cacheEntry, error) {
 	return e, nil
 }
 
-func (c fileCache) read(key string, log *slog.Logger) (Token, bool) {
+func (c Cache) Read(key string, log *slog.Logger) (Token, bool) {
 	p := c.path(key)
 	e, err := readEntry(p)
 	if err != nil {
@@ -84,7 +88,7 @@ func (c fileCache) read(key string, log *slog.Logger) (Token, bool) {
 	return e.Token, true
 }
 
-func (c fileCache) write(key string, t Token) error {
+func (c Cache) Write(key string, t Token) error {
 	if err := c.ensureDir(); err != nil {
 		return err
 	}
@@ -98,7 +102,7 @@ func (c fileCache) write(key string, t Token) error {
 // lock takes the exclusive lock for key, waiting for another holder at most
 // lockTimeout. The lock is released when the returned func is called or the
 // process exits.
-func (c fileCache) lock(ctx context.Context, key string) (func(), error) {
+func (c Cache) Lock(ctx context.Context, key string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
 	}
@@ -133,9 +137,9 @@ func (c fileCache) lock(ctx context.Context, key string) (func(), error) {
 	}
 }
 
-func (c fileCache) entries(log *slog.Logger) map[string]cacheEntry {
+func (c Cache) entries(log *slog.Logger) map[string]cacheEntry {
 	out := map[string]cacheEntry{}
-	files, _ := filepath.Glob(filepath.Join(c.dir, "*.json"))
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "*.json"))
 	for _, f := range files {
 		e, err := readEntry(f)
 		if err != nil || e.Key == "" || c.path(e.Key) != f {
@@ -147,7 +151,7 @@ func (c fileCache) entries(log *slog.Logger) map[string]cacheEntry {
 	return out
 }
 
-func (c fileCache) all(log *slog.Logger) []Token {
+func (c Cache) All(log *slog.Logger) []Token {
 	var out []Token
 	for _, e := range c.entries(log) {
 		out = append(out, e.Token)
@@ -155,7 +159,7 @@ func (c fileCache) all(log *slog.Logger) []Token {
 	return out
 }
 
-func (c fileCache) removeRegistry(host string, log *slog.Logger) error {
+func (c Cache) RemoveRegistry(host string, log *slog.Logger) error {
 	var errs []error
 	for f, e := range c.entries(log) {
 		if e.Token.Registry == host {
@@ -194,10 +198,10 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-// DefaultCacheDir is where the helper and the proxy share cached tokens:
+// DefaultDir is where the helper and the proxy share cached tokens:
 // $XDG_CACHE_HOME/ecrgate/tokens, XDG_CACHE_HOME defaulting to ~/.cache.
-func DefaultCacheDir(env []string) string {
-	e := envMap(env)
+func DefaultDir(env []string) string {
+	e := EnvMap(env)
 	base := e["XDG_CACHE_HOME"]
 	if base == "" || !filepath.IsAbs(base) {
 		base = filepath.Join(e["HOME"], ".cache")
