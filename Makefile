@@ -1,5 +1,6 @@
 # ecrgate build, test and demo entry points. See README.md.
 GO       ?= go
+export CGO_ENABLED ?= 0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -13,6 +14,7 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ecrgate ./cmd/proxy
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/docker-credential-ecrgate ./cmd/credhelper
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ecrgate-fetch-token ./cmd/tokenfetch
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -42,6 +44,7 @@ install: build
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 bin/ecrgate $(DESTDIR)$(BINDIR)/ecrgate
 	install -m 0755 bin/docker-credential-ecrgate $(DESTDIR)$(BINDIR)/docker-credential-ecrgate
+	install -m 0755 bin/ecrgate-fetch-token $(DESTDIR)$(BINDIR)/ecrgate-fetch-token
 
 clean:
 	rm -rf bin

@@ -11,7 +11,6 @@ package credhelper
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,16 +21,24 @@ import (
 
 	"github.com/docker/docker-credential-helpers/credentials"
 
-	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
 // Timeout bounds one get, credential resolution included.
 const Timeout = 60 * time.Second
 
+// Tokens is where the helper gets tokens: the lean cache-then-fetcher
+// (CachedTokens) in the binary, or an ecrauth.Source in process.
+type Tokens interface {
+	Token(ctx context.Context, registry string) (tokencache.Token, error)
+	Forget(registry string) error
+	Cached() []tokencache.Token
+}
+
 // Helper implements credentials.Helper.
 type Helper struct {
-	Source *ecrauth.Source
+	Tokens Tokens
 	// LocalHosts maps local proxy hosts (e.g. "localhost:5000") to the ECR
 	// registry host whose token they need.
 	LocalHosts map[string]string
@@ -92,7 +99,7 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	tok, err := h.Source.Token(ctx, reg)
+	tok, err := h.Tokens.Token(ctx, reg)
 	if err != nil {
 		h.explain(serverURL, err)
 		return "", "", err
@@ -132,14 +139,14 @@ func (h *Helper) Delete(serverURL string) error {
 		}
 		return err
 	}
-	return h.Source.Forget(reg)
+	return h.Tokens.Forget(reg)
 }
 
 // List returns the hosts with a cached, unexpired token (and the local
 // proxy hosts that map to them), each with username AWS.
 func (h *Helper) List() (map[string]string, error) {
 	out := map[string]string{}
-	for _, t := range h.Source.Cached() {
+	for _, t := range h.Tokens.Cached() {
 		out[t.Registry] = t.Username
 		for local, reg := range h.LocalHosts {
 			if reg == t.Registry {
@@ -166,10 +173,6 @@ func Run(h *Helper, args []string, stdin io.Reader, stdout io.Writer) int {
 	}
 	if err := credentials.HandleCommand(h, args[0], stdin, stdout); err != nil {
 		// Docker shows this line (stdout) when the helper fails.
-		var ae *ecrauth.Error
-		if errors.As(err, &ae) {
-			err = errors.New(ae.Error())
-		}
 		fmt.Fprintln(stdout, err)
 		return 1
 	}

@@ -2,6 +2,7 @@ package credhelper_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/credhelper"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
 const reg = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -33,8 +35,13 @@ func setEnv(t *testing.T, env []string) {
 func newHelper(t *testing.T, e *ecrfake.Emulator) (*credhelper.Helper, *bytes.Buffer) {
 	setEnv(t, e.Env())
 	var stderr bytes.Buffer
+	dir := t.TempDir()
+	src := ecrauth.New(ecrauth.Options{CacheDir: dir, Env: e.Env()})
+	// As in the binary: the cache first, the SDK-backed source on a miss.
+	tokens := &credhelper.CachedTokens{Cache: tokencache.Cache{Dir: dir}, Env: e.Env(),
+		Fetch: func(ctx context.Context, reg string) (tokencache.Token, error) { return src.Token(ctx, reg) }}
 	return &credhelper.Helper{
-		Source:     ecrauth.New(ecrauth.Options{CacheDir: t.TempDir(), Env: e.Env()}),
+		Tokens:     tokens,
 		LocalHosts: map[string]string{"localhost:5000": reg, "127.0.0.1:5000": reg},
 		Log:        slog.New(slog.DiscardHandler),
 		Stderr:     &stderr,
@@ -130,5 +137,35 @@ func TestStoreEraseList(t *testing.T) {
 	}
 	if code, _ := run(h, "frobnicate", ""); code != 1 {
 		t.Errorf("unknown action succeeded")
+	}
+}
+
+func TestExecFetcher(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ok := script("ok", `echo '{"registry":"'"$1"'","username":"AWS","password":"pw","expiresAt":"2099-01-01T00:00:00Z"}'`)
+	tok, err := credhelper.ExecFetcher(ok, nil)(context.Background(), reg)
+	if err != nil || tok.Password != "pw" || tok.Registry != reg {
+		t.Fatalf("fetcher output: %+v %v", tok, err)
+	}
+	fail := script("fail", `echo "AWS profile \"x\" is not in ~/.aws/config: create it"; exit 1`)
+	if _, err := credhelper.ExecFetcher(fail, nil)(context.Background(), reg); err == nil || err.Error() != `AWS profile "x" is not in ~/.aws/config: create it` {
+		t.Errorf("fetcher failure: %v", err)
+	}
+	junk := script("junk", `echo not json`)
+	if _, err := credhelper.ExecFetcher(junk, nil)(context.Background(), reg); err == nil || !strings.Contains(err.Error(), "printed no token") {
+		t.Errorf("junk output: %v", err)
+	}
+	if _, err := credhelper.FetcherPath([]string{"PATH=" + t.TempDir()}); err == nil || !strings.Contains(err.Error(), "make install") {
+		t.Errorf("missing fetcher: %v", err)
+	}
+	if p, _ := credhelper.FetcherPath([]string{"ECRGATE_FETCHER=" + ok}); p != ok {
+		t.Errorf("ECRGATE_FETCHER ignored: %s", p)
 	}
 }

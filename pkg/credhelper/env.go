@@ -1,6 +1,7 @@
 package credhelper
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,11 +10,11 @@ import (
 	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
-	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
-// CacheDir is where tokens are cached (ecrauth.DefaultCacheDir).
-func CacheDir(env []string) string { return ecrauth.DefaultCacheDir(env) }
+// CacheDir is where tokens are cached (tokencache.DefaultDir).
+func CacheDir(env []string) string { return tokencache.DefaultDir(env) }
 
 func envMap(env []string) map[string]string {
 	m := make(map[string]string, len(env))
@@ -27,42 +28,62 @@ func envMap(env []string) map[string]string {
 
 // FromEnv builds the helper as docker-credential-ecrgate runs it: the
 // config file (ECRGATE_CONFIG or the default path), the token cache
-// (ECRGATE_DISABLE_CACHE=1 turns it off) and the log (ECRGATE_LOG=path,
-// ECRGATE_LOG_LEVEL). The returned func closes the log.
+// (ECRGATE_DISABLE_CACHE=1 turns it off), ecrgate-fetch-token for misses,
+// and the log (ECRGATE_LOG=path, ECRGATE_LOG_LEVEL). The returned func
+// closes the log.
 func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
 	e := envMap(env)
 	cfg, err := config.Load("", env)
 	if err != nil {
 		return nil, nil, err
 	}
-	log, closeLog, err := openLog(e, stderr)
+	log, closeLog, err := OpenLog(env, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	noCache := e["ECRGATE_DISABLE_CACHE"] == "1" || strings.EqualFold(e["ECRGATE_DISABLE_CACHE"], "true")
-	src := ecrauth.New(ecrauth.Options{
-		CacheDir: CacheDir(env),
-		NoCache:  noCache,
-		Env:      env,
-		Logger:   log,
-		Identities: func(host string) ecrauth.Identity {
-			r, ok := cfg.RegistryConfig(host)
-			if !ok {
-				return ecrauth.Identity{}
-			}
-			return ecrauth.Identity{Profile: r.Profile, RoleARN: r.RoleARN, APIEndpoint: r.APIEndpoint}
-		},
-	})
+	fetch := func(context.Context, string) (tokencache.Token, error) {
+		_, err := FetcherPath(env)
+		return tokencache.Token{}, err
+	}
+	if path, err := FetcherPath(env); err == nil {
+		fetch = ExecFetcher(path, env)
+	}
+	tokens := &CachedTokens{
+		Cache:      tokencache.Cache{Dir: CacheDir(env)},
+		Identities: Identities(cfg),
+		Env:        env,
+		NoCache:    NoCache(env),
+		Fetch:      fetch,
+		Log:        log,
+	}
 	local := map[string]string{}
 	for k, v := range cfg.LocalHosts {
 		local[strings.ToLower(k)] = v
 	}
-	return &Helper{Source: src, LocalHosts: local, Log: log, Stderr: stderr, LogErrors: e["ECRGATE_LOG"] != ""}, closeLog, nil
+	return &Helper{Tokens: tokens, LocalHosts: local, Log: log, Stderr: stderr, LogErrors: e["ECRGATE_LOG"] != ""}, closeLog, nil
 }
 
-// openLog opens ECRGATE_LOG for appending (0600, directory 0700), or logs
+// Identities maps a registry host to the identity the config gives it.
+func Identities(cfg *config.Config) func(host string) tokencache.Identity {
+	return func(host string) tokencache.Identity {
+		r, ok := cfg.RegistryConfig(host)
+		if !ok {
+			return tokencache.Identity{}
+		}
+		return tokencache.Identity{Profile: r.Profile, RoleARN: r.RoleARN, APIEndpoint: r.APIEndpoint}
+	}
+}
+
+// NoCache reports ECRGATE_DISABLE_CACHE=1 (or true).
+func NoCache(env []string) bool {
+	v := envMap(env)["ECRGATE_DISABLE_CACHE"]
+	return v == "1" || strings.EqualFold(v, "true")
+}
+
+// OpenLog opens ECRGATE_LOG for appending (0600, directory 0700), or logs
 // warnings and errors to stderr when it is unset.
-func openLog(e map[string]string, stderr io.Writer) (*slog.Logger, func(), error) {
+func OpenLog(env []string, stderr io.Writer) (*slog.Logger, func(), error) {
+	e := envMap(env)
 	level := slog.LevelWarn
 	if s := e["ECRGATE_LOG_LEVEL"]; s != "" {
 		if err := level.UnmarshalText([]byte(s)); err != nil {

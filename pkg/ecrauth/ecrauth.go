@@ -27,10 +27,8 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
-// DefaultMargin is how much life a cached token must have left to be used
-// without a refresh: docker asks once per push and uses the token for the
-// whole push, so an hour covers long pushes of large images.
-const DefaultMargin = time.Hour
+// DefaultMargin: see tokencache.DefaultMargin.
+const DefaultMargin = tokencache.DefaultMargin
 
 // Token is a registry credential (see tokencache.Token).
 type Token = tokencache.Token

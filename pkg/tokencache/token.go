@@ -9,6 +9,11 @@ import (
 	"time"
 )
 
+// DefaultMargin is how much life a cached token must have left to be used
+// without a refresh: docker asks once per push and uses the token for the
+// whole push, so an hour covers long pushes of large images.
+const DefaultMargin = time.Hour
+
 // Token is a registry credential. Its LogValue redacts the password, so a
 // token cannot be logged by accident.
 type Token struct {

@@ -24,7 +24,7 @@ func binDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []string{"ecrgate", "docker-credential-ecrgate"} {
+	for _, b := range []string{"ecrgate", "docker-credential-ecrgate", "ecrgate-fetch-token"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			t.Fatalf("%s not built (run make build or make e2e): %v", b, err)
 		}
