@@ -3,6 +3,8 @@ package ecrfake
 import (
 	"bytes"
 	"context"
+	"errors"
+	"path"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
@@ -18,6 +20,35 @@ type memDriver struct {
 }
 
 func newMemDriver() storagedriver.StorageDriver { return memDriver{inmemory.New()} }
+
+// Stat works around distribution's in-memory path lookup, which, when the
+// last component names a directory holding a child of the same name,
+// descends into that child: a tag called "index" (stored as
+// tags/index/index/…) then did not exist for Stat and vanished from tag
+// lists. A path the parent directory lists is a directory.
+func (d memDriver) Stat(ctx context.Context, p string) (storagedriver.FileInfo, error) {
+	fi, err := d.StorageDriver.Stat(ctx, p)
+	var notFound storagedriver.PathNotFoundError
+	if err == nil || !errors.As(err, &notFound) || p == "/" {
+		return fi, err
+	}
+	entries, lerr := d.StorageDriver.List(ctx, path.Dir(p))
+	if lerr != nil {
+		return fi, err
+	}
+	for _, e := range entries {
+		if e == p {
+			return storagedriver.FileInfoInternal{FileInfoFields: storagedriver.FileInfoFields{Path: p, IsDir: true}}, nil
+		}
+	}
+	return fi, err
+}
+
+// Walk walks through memDriver's own Stat and List, so the Stat fix above
+// applies to tag listing too.
+func (d memDriver) Walk(ctx context.Context, from string, f storagedriver.WalkFn, options ...func(*storagedriver.WalkOptions)) error {
+	return storagedriver.WalkFallback(ctx, d, from, f, options...)
+}
 
 func (d memDriver) Writer(ctx context.Context, path string, append bool) (storagedriver.FileWriter, error) {
 	w, err := d.StorageDriver.Writer(ctx, path, append)

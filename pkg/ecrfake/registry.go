@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/distribution/distribution/v3"
@@ -109,6 +110,9 @@ func (d *dataPlane) registry(account, region string) (*dataRegistry, error) {
 		"redirect":       configuration.Parameters{"disable": true},
 	}
 	cfg.HTTP.Secret = randomHex(32)
+	// Foreign (non-distributable) layers, as in Windows base images, carry
+	// URLs; ECR accepts such manifests, distribution refuses them by default.
+	cfg.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	app := handlers.NewApp(context.Background(), cfg)
 	ns, err := storage.NewRegistry(context.Background(), drv, storage.EnableDelete)
 	if err != nil {
@@ -170,6 +174,11 @@ func (d *dataPlane) serve(w http.ResponseWriter, r *http.Request) {
 		var ne *ecrname.Error
 		errors.As(err, &ne)
 		serveRegistryError(w, errcode.ErrorCodeNameInvalid.WithMessage(fmt.Sprintf("Invalid repository name '%s': %s", rt.name, ne.Reason)))
+		return
+	}
+	if dg := r.URL.Query().Get("digest"); dg != "" && !strings.HasPrefix(dg, "sha256:") {
+		// ECR computes and accepts sha256 digests only.
+		serveRegistryError(w, errcode.ErrorCodeDigestInvalid.WithMessage(fmt.Sprintf("digest %q: only sha256 digests are supported", dg)))
 		return
 	}
 	repo, err := d.lookupOrCreateOnPush(account, region, rt)

@@ -435,3 +435,38 @@ func startServer(t *testing.T, e *ecrfake.Emulator) (stop func()) {
 		}
 	}
 }
+
+// A tag named like one of distribution's own storage directories ("index")
+// is listed like any other.
+func TestTagNamedIndexIsListed(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	rc := newRegClient(t, e)
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("tags/app")})
+	for _, tag := range []string{"index", "current", "v1"} {
+		if err := rc.push(t, "tags/app:"+tag, randomImage(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo, _ := name.NewRepository(rc.host+"/tags/app", name.Insecure)
+	tags, err := remote.List(repo, remote.WithAuth(rc.auth))
+	if err != nil || strings.Join(tags, ",") != "current,index,v1" {
+		t.Fatalf("tags = %v, %v", tags, err)
+	}
+}
+
+func TestOnlySHA256Digests(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	rc := newRegClient(t, e)
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("dg/app")})
+	req, _ := http.NewRequest(http.MethodPost, e.URL()+"/v2/dg/app/blobs/uploads/?digest=sha512:"+strings.Repeat("a", 128), strings.NewReader("x"))
+	req.SetBasicAuth("AWS", rc.auth.(*authn.Basic).Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "DIGEST_INVALID") {
+		t.Errorf("sha512 upload: %d %s", resp.StatusCode, body)
+	}
+}
