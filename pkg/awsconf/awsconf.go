@@ -114,13 +114,5 @@ func SessionName() string {
 	return clean[:min(len(clean), 64)]
 }
 
-// EnvMap turns KEY=VALUE pairs into a map.
-func EnvMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
+// EnvMap turns KEY=VALUE pairs into a map (tokencache.EnvMap).
+func EnvMap(env []string) map[string]string { return tokencache.EnvMap(env) }

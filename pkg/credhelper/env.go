@@ -16,15 +16,7 @@ import (
 // CacheDir is where tokens are cached (tokencache.DefaultDir).
 func CacheDir(env []string) string { return tokencache.DefaultDir(env) }
 
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
+func envMap(env []string) map[string]string { return tokencache.EnvMap(env) }
 
 // FromEnv builds the helper as docker-credential-ecrgate runs it: the
 // config file (ECRGATE_CONFIG or the default path), the token cache
