@@ -8,7 +8,8 @@
 //     distribution/v3 with ECR's behaviour in front of it: Basic auth with
 //     tokens from GetAuthorizationToken, NAME_UNKNOWN for repositories that were
 //     not created, CREATE_ON_PUSH templates, immutable tags, the 4 MiB manifest
-//     limit; the account is chosen by the Host header;
+//     limit, the OCI 1.1 referrers API (which distribution lacks); the account
+//     is chosen by the Host header;
 //   - STS (AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity) and the
 //     SSO portal's GetRoleCredentials, so every credential source of the AWS
 //     SDK can resolve against it;

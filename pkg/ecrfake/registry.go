@@ -68,6 +68,7 @@ type dataPlane struct {
 	mu    sync.Mutex
 	regs  map[string]*dataRegistry
 	locks sync.Map // account/region/name -> *sync.Mutex, serialises immutable-tag checks
+	refs  referrerIndex
 }
 
 func newDataPlane(e *Emulator) *dataPlane {
@@ -186,9 +187,15 @@ func (d *dataPlane) serve(w http.ResponseWriter, r *http.Request) {
 		serveRegistryError(w, err)
 		return
 	}
-	if rt.op == OpManifestPut {
+	switch rt.op {
+	case OpManifestPut:
 		d.putManifest(w, r, reg, account, region, repo, rt)
 		return
+	case OpReferrers: // distribution v3.1.2 has no referrers API
+		d.serveReferrers(w, r, reg, account, region, rt)
+		return
+	case OpManifestDelete:
+		w = d.referrerDeleteHook(w, account, region, rt)
 	}
 	reg.app.ServeHTTP(w, r)
 }
@@ -218,7 +225,8 @@ func (d *dataPlane) lookupOrCreateOnPush(account, region string, rt route) (*rep
 }
 
 // putManifest enforces ECR's manifest rules before distribution stores it:
-// the 4 MiB limit, tag syntax, and immutable tags.
+// the 4 MiB limit, tag syntax, and immutable tags; and records a manifest
+// with a subject in the referrers index (answering with OCI-Subject).
 func (d *dataPlane) putManifest(w http.ResponseWriter, r *http.Request, reg *dataRegistry, account, region string, repo *repository, rt route) {
 	if r.ContentLength > MaxManifestSize {
 		serveRegistryError(w, errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest size %d exceeds the limit of %d bytes", r.ContentLength, MaxManifestSize)))
@@ -263,6 +271,7 @@ func (d *dataPlane) putManifest(w http.ResponseWriter, r *http.Request, reg *dat
 			return
 		}
 	}
+	w = d.referrerPutHook(w, account, region, rt.name, r.Header.Get("Content-Type"), body)
 	reg.app.ServeHTTP(w, r)
 }
 
@@ -338,6 +347,7 @@ func (d *dataPlane) deleteRepository(ctx context.Context, account, region, name 
 			return fmt.Errorf("delete repository %s storage: %w", name, err)
 		}
 	}
+	d.refs.forget(referrerKey(account, region, name))
 	return nil
 }
 
