@@ -40,7 +40,7 @@ Docker cached ECR tokens.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newConfigCmd(), newSetupCmd(), newEmulatorCmd())
+	root.AddCommand(newServeCmd(), newCACmd(), newConfigCmd(), newSetupCmd(), newEmulatorCmd())
 	return root
 }
 

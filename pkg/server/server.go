@@ -44,6 +44,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Transport reaches the upstream registries (default: Go's default transport).
 	Transport http.RoundTripper
+	// CADir holds the local CA for intercept mode (default localca.DefaultDir);
+	// without a CA there, intercept mode is off.
+	CADir string
+	// InterceptReady is called with the intercept listener's address when
+	// intercept mode is on.
+	InterceptReady func(net.Addr)
 }
 
 // Resolver maps registry-mode names to upstream targets by the config.
@@ -110,8 +116,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer ens.Close()
-	p, err := proxy.New(proxy.Options{Resolve: Resolver(cfg), AnswerPing: true, Ensurer: ens, Tokens: tokens,
-		Transport: o.Transport, Logger: log, Metrics: metrics})
+	base := proxy.Options{Resolve: Resolver(cfg), AnswerPing: true, Ensurer: ens, Tokens: tokens,
+		Transport: o.Transport, Logger: log, Metrics: metrics}
+	p, err := proxy.New(base)
 	if err != nil {
 		return err
 	}
@@ -121,7 +128,16 @@ func Run(ctx context.Context, o Options) error {
 	mux.Handle("GET /metrics", metrics.Handler())
 	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	ictx, stopIntercept := context.WithCancel(ctx)
+	defer stopIntercept()
+	iaddr, err := startIntercept(ictx, o, log, proxy.New, base, errc)
+	if err != nil {
+		return err
+	}
+	if iaddr != nil && o.InterceptReady != nil {
+		o.InterceptReady(iaddr)
+	}
 	go func() { errc <- serve(regSrv, regLn) }()
 	go func() { errc <- serve(adminSrv, adminLn) }()
 	log.Info("ecrgate serving", "registry", "http://"+regLn.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
