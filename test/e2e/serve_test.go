@@ -31,7 +31,7 @@ func freePort(t *testing.T) string {
 // startServe runs bin/ecrgate serve against e with the given extra config
 // and returns its registry address; it is stopped (SIGTERM) at cleanup and
 // must exit 0.
-func startServe(t *testing.T, e *ecrfake.Emulator, extra string) string {
+func startServe(t *testing.T, e *ecrfake.Emulator, extra string, env ...string) string {
 	t.Helper()
 	bin := binDir(t)
 	dir := t.TempDir()
@@ -52,6 +52,7 @@ func startServe(t *testing.T, e *ecrfake.Emulator, extra string) string {
 	cmd.Env = append(baseEnv(t), e.Env()...)
 	cmd.Env = append(cmd.Env, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "cache"),
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "aws-credentials"))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,85 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ecrgate/ecrgate/pkg/ecrfake"
+)
+
+// TestInterceptModeDockerPush: dockerd's HTTPS_PROXY points at ecrgate's
+// intercept listener, ecrgate's CA is trusted through
+// /etc/docker/certs.d/<host>/ca.crt, the docker CLI gets tokens from
+// docker-credential-ecrgate, and an unchanged
+// `docker push <acct>.dkr.ecr.<region>.amazonaws.com/brand-new/app:1` to a
+// repository that does not exist succeeds on the first attempt; the ECR
+// host never has to resolve.
+func TestInterceptModeDockerPush(t *testing.T) {
+	requireTools(t, dockerCLI, dockerdBin)
+	bin := binDir(t)
+	const host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	e := ecrfake.Start(t, ecrfake.Options{})
+
+	data := t.TempDir()
+	caDir := filepath.Join(data, "ecrgate", "ca")
+	out := mustRun(t, nil, filepath.Join(bin, "ecrgate"), "ca", "init", "--dir", caDir)
+	t.Logf("ecrgate ca init:\n%s", out)
+	certFile := filepath.Join("/etc/docker/certs.d", host, "ca.crt")
+	if _, err := os.Stat(certFile); err == nil {
+		t.Fatalf("%s exists already; refusing to touch a real installation", certFile)
+	}
+	out = mustRun(t, nil, filepath.Join(bin, "ecrgate"), "ca", "install", "--dir", caDir, "--registry", host)
+	t.Logf("ecrgate ca install:\n%s", out)
+	t.Cleanup(func() {
+		out, err := runCmd(t, nil, filepath.Join(bin, "ecrgate"), "ca", "uninstall", "--dir", caDir)
+		if err != nil {
+			t.Errorf("ecrgate ca uninstall: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(certFile); err == nil {
+			t.Errorf("%s left behind", certFile)
+			os.Remove(certFile)
+		}
+		os.Remove(filepath.Dir(certFile))
+	})
+
+	ilisten := freePort(t)
+	startServe(t, e, "intercept:\n  listen: "+ilisten+"\ntemplates:\n  - prefix: brand-new\n    image_tag_mutability: IMMUTABLE\n    tags: {via: intercept}\n",
+		"XDG_DATA_HOME="+data)
+
+	d := startDockerdWith(t, DockerdOptions{Env: []string{"HTTPS_PROXY=http://" + ilisten, "https_proxy=http://" + ilisten, "NO_PROXY=", "no_proxy="}})
+	cfg, _ := json.Marshal(map[string]any{"credHelpers": map[string]string{host: "ecrgate"}})
+	if err := os.WriteFile(filepath.Join(d.ConfigDir, "config.json"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The docker CLI runs docker-credential-ecrgate with its own environment.
+	env := append(d.Env(), e.Env()...)
+	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CACHE_HOME="+t.TempDir())
+
+	ref := host + "/brand-new/app:1"
+	importImage(t, d, ref)
+	out, err := runCmd(t, env, dockerCLI, "push", ref)
+	if err != nil {
+		t.Fatalf("docker push %s through intercept mode: %v\n%s", ref, err, out)
+	}
+	t.Logf("docker push %s (repository did not exist):\n%s", ref, out)
+	pushed, err := pushDigest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, ok := e.Repository("", "brand-new/app")
+	if !ok || info.TagMutability != "IMMUTABLE" || info.Tags["via"] != "intercept" {
+		t.Fatalf("repository = %+v (%v)", info, ok)
+	}
+	mustRun(t, env, dockerCLI, "rmi", ref)
+	mustRun(t, env, dockerCLI, "pull", ref)
+	got := strings.TrimSpace(mustRun(t, env, dockerCLI, "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref))
+	if got != host+"/brand-new/app@"+pushed {
+		t.Fatalf("pulled %s, pushed %s", got, pushed)
+	}
+	t.Logf("docker pull %s: %s", ref, got)
+}
