@@ -1,8 +1,9 @@
-// Command bench measures ecrgate against the ECR emulator and prints two
-// tables (run with `make bench`): the emulator's own figures, and
+// Command bench measures ecrgate against the ECR emulator and prints three
+// tables (run with `make bench`): the emulator's own figures;
 // docker-credential-ecrgate against awslabs' docker-credential-ecr-login,
-// run alternately in one run. Figures come from repeated runs (medians),
-// never from a timed test.
+// run alternately in one run; and `ecrgate serve` against pushing directly
+// to the emulator and through nginx, also alternately. Figures come from
+// repeated runs (medians), never from a timed test.
 //
 // Every process the bench starts talks to loopback only: AWS endpoints point
 // at the emulator on 127.0.0.1, and instance metadata is either disabled or
@@ -25,7 +26,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.runs, "runs", 7, "repetitions of each emulator measurement")
 	flag.IntVar(&o.sizeMiB, "size", 64, "image size in MiB for push/pull throughput")
-	flag.StringVar(&o.tables, "tables", "emulator,credhelper", "tables to print, comma-separated: emulator, credhelper")
+	flag.StringVar(&o.tables, "tables", "emulator,credhelper,proxy", "tables to print, comma-separated: emulator, credhelper, proxy")
 	flag.IntVar(&o.helperRuns, "helper-runs", 21, "gets per helper per credential-helper scenario")
 	flag.IntVar(&o.noCredsRuns, "nocreds-runs", 2, "gets per helper in the no-credentials scenario (slow for awslabs)")
 	flag.DurationVar(&o.noCredsCap, "nocreds-cap", 90*time.Second, "longest wait for one get in the no-credentials scenario")
@@ -34,6 +35,15 @@ func main() {
 	flag.StringVar(&o.ours, "ours", "bin/docker-credential-ecrgate", "our helper binary (make build)")
 	flag.StringVar(&o.awslabs, "awslabs", "", "awslabs' docker-credential-ecr-login binary (default: build its latest release once into the user cache dir)")
 	flag.BoolVar(&o.rebuildAwslabs, "rebuild-awslabs", false, "rebuild awslabs' helper even if a cached build exists")
+	flag.StringVar(&o.ecrgate, "ecrgate", "bin/ecrgate", "the ecrgate binary whose `serve` the proxy table measures (make build)")
+	flag.StringVar(&o.nginx, "nginx", "", "nginx binary for the proxy table's pass-through baseline (default: nginx on PATH or in /usr/sbin)")
+	flag.IntVar(&o.proxyPairs, "proxy-rounds", 11, "rounds of the proxy table's push comparison (each pushes once direct, through ecrgate and through nginx)")
+	flag.IntVar(&o.proxyImageMiB, "proxy-size", 1024, "image size in MiB for the proxy table's throughput comparison")
+	flag.IntVar(&o.proxyLayers, "proxy-layers", 8, "layers of that image")
+	flag.IntVar(&o.proxyRSSMiB, "proxy-rss-size", 2048, "image size in MiB of the push during which the proxy's peak RSS is measured")
+	flag.IntVar(&o.headRequests, "head-requests", 2000, "HEAD blob requests per path for the proxy's added latency")
+	flag.StringVar(&o.proxyEnv, "proxy-env", "", "extra KEY=VALUE settings (space-separated) for ecrgate serve and the Go passthrough, for experiments such as GOMAXPROCS=1")
+	flag.IntVar(&o.concurrentPushes, "concurrent-pushes", 64, "concurrent pushes to as many new repositories through the proxy")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := run(ctx, o)
@@ -54,6 +64,15 @@ type options struct {
 	latency        time.Duration
 	ours, awslabs  string
 	rebuildAwslabs bool
+
+	ecrgate, nginx   string
+	proxyEnv         string
+	proxyPairs       int
+	proxyImageMiB    int
+	proxyLayers      int
+	proxyRSSMiB      int
+	headRequests     int
+	concurrentPushes int
 }
 
 func (o options) table(name string) bool {
@@ -79,6 +98,16 @@ func run(ctx context.Context, o options) error {
 		}
 		if err := credHelperTable(ctx, o); err != nil {
 			return fmt.Errorf("credential-helper table: %w", err)
+		}
+	}
+	if o.table("proxy") {
+		if o.table("emulator") || o.table("credhelper") {
+			fmt.Println()
+			runtime.GC()
+			debug.FreeOSMemory()
+		}
+		if err := proxyTable(ctx, o); err != nil {
+			return fmt.Errorf("proxy table: %w", err)
 		}
 	}
 	return nil
