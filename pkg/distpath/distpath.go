@@ -5,7 +5,7 @@ package distpath
 
 import (
 	"net/http"
-	"regexp"
+	"strings"
 )
 
 // Op is a distribution API operation.
@@ -46,20 +46,19 @@ type Route struct {
 // proxy ensures the repository exists before forwarding these.
 func (r Route) Creates() bool { return r.Op == UploadStart || r.Op == ManifestPut }
 
-var (
-	reUploadStart = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/?$`)
-	reUpload      = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/([^/]+)$`)
-	reBlob        = regexp.MustCompile(`^/v2/(.+)/blobs/([^/]+)$`)
-	reManifest    = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
-	reTags        = regexp.MustCompile(`^/v2/(.+)/tags/list$`)
-	reReferrers   = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
-)
-
-func pick(method string, byMethod map[string]Op, otherwise Op) Op {
-	if op, ok := byMethod[method]; ok {
-		return op
+// cut returns the repository name and the rest when path is
+// /v2/<name><sep><rest>, taking the last sep (names may contain the API's
+// own words), with rest holding no '/'.
+func cut(path, sep string) (name, rest string, ok bool) {
+	i := strings.LastIndex(path, sep)
+	if i <= len("/v2") || !strings.HasPrefix(path, "/v2/") {
+		return "", "", false
 	}
-	return otherwise
+	name, rest = path[len("/v2/"):i], path[i+len(sep):]
+	if name == "" || strings.Contains(rest, "/") {
+		return "", "", false
+	}
+	return name, rest, true
 }
 
 // Parse classifies a request by method and (unescaped) path.
@@ -70,26 +69,36 @@ func Parse(method, path string) Route {
 	case "/v2/_catalog":
 		return Route{Op: Catalog}
 	}
-	if s := reUploadStart.FindStringSubmatch(path); s != nil {
-		return Route{Op: UploadStart, Name: s[1], Write: true}
+	if strings.HasSuffix(path, "/blobs/uploads") {
+		path += "/"
 	}
-	if s := reUpload.FindStringSubmatch(path); s != nil {
+	if name, ref, ok := cut(path, "/blobs/uploads/"); ok {
+		if ref == "" {
+			return Route{Op: UploadStart, Name: name, Write: true}
+		}
 		op := pick(method, map[string]Op{http.MethodPatch: UploadChunk, http.MethodPut: UploadComplete, http.MethodDelete: UploadCancel}, UploadStatus)
-		return Route{Op: op, Name: s[1], Ref: s[2], Write: op != UploadStatus}
+		return Route{Op: op, Name: name, Ref: ref, Write: op != UploadStatus}
 	}
-	if s := reBlob.FindStringSubmatch(path); s != nil {
+	if name, ref, ok := cut(path, "/blobs/"); ok && ref != "" {
 		op := pick(method, map[string]Op{http.MethodHead: BlobHead, http.MethodDelete: BlobDelete}, BlobGet)
-		return Route{Op: op, Name: s[1], Ref: s[2], Write: op == BlobDelete}
+		return Route{Op: op, Name: name, Ref: ref, Write: op == BlobDelete}
 	}
-	if s := reManifest.FindStringSubmatch(path); s != nil {
+	if name, ref, ok := cut(path, "/manifests/"); ok && ref != "" {
 		op := pick(method, map[string]Op{http.MethodHead: ManifestHead, http.MethodPut: ManifestPut, http.MethodDelete: ManifestDelete}, ManifestGet)
-		return Route{Op: op, Name: s[1], Ref: s[2], Write: op == ManifestPut || op == ManifestDelete}
+		return Route{Op: op, Name: name, Ref: ref, Write: op == ManifestPut || op == ManifestDelete}
 	}
-	if s := reTags.FindStringSubmatch(path); s != nil {
-		return Route{Op: TagsList, Name: s[1]}
+	if name, rest, ok := cut(path, "/tags/list"); ok && rest == "" {
+		return Route{Op: TagsList, Name: name}
 	}
-	if s := reReferrers.FindStringSubmatch(path); s != nil {
-		return Route{Op: Referrers, Name: s[1], Ref: s[2]}
+	if name, ref, ok := cut(path, "/referrers/"); ok && ref != "" {
+		return Route{Op: Referrers, Name: name, Ref: ref}
 	}
 	return Route{Op: Unknown}
+}
+
+func pick(method string, byMethod map[string]Op, otherwise Op) Op {
+	if op, ok := byMethod[method]; ok {
+		return op
+	}
+	return otherwise
 }

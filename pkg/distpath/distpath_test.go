@@ -27,6 +27,12 @@ func TestParse(t *testing.T) {
 		{"GET", "/v2/blobs/manifests/manifests/x", Route{Op: ManifestGet, Name: "blobs/manifests", Ref: "x"}},
 		{"POST", "/v2/team/blobs/uploads/", Route{Op: UploadStart, Name: "team", Write: true}},
 		{"GET", "/elsewhere", Route{Op: Unknown}},
+		{"PATCH", "/v2/a/blobs/uploads/x/y", Route{Op: Unknown}},
+		{"GET", "/v2//manifests/x", Route{Op: Unknown}},
+		{"GET", "/v2/a/manifests/", Route{Op: Unknown}},
+		{"GET", "/v2/manifests/x", Route{Op: Unknown}},
+		{"GET", "/v2/a/tags/list/extra", Route{Op: Unknown}},
+		{"GET", "/v2/a/b/referrers/sha256:cc", Route{Op: Referrers, Name: "a/b", Ref: "sha256:cc"}},
 	}
 	for _, tt := range tests {
 		if got := Parse(tt.method, tt.path); got != tt.want {

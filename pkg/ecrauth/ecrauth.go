@@ -68,6 +68,7 @@ type Source struct {
 	group singleflight.Group
 	mu    sync.Mutex
 	mem   map[string]Token // key -> token
+	keys  sync.Map         // host -> cache key (identity and environment are fixed per Source)
 }
 
 // New returns a Source.
@@ -98,7 +99,7 @@ func (s *Source) Token(ctx context.Context, registry string) (Token, error) {
 		return Token{}, err
 	}
 	id := s.opts.Identities(reg.Host)
-	key := CacheKey(reg.Host, id, s.opts.Env)
+	key := s.key(reg.Host, id)
 	now := s.opts.Now()
 	if !s.opts.NoCache {
 		s.mu.Lock()
@@ -164,6 +165,16 @@ func (s *Source) load(ctx context.Context, reg ecrhost.Registry, id Identity, ke
 	s.remember(key, t)
 	s.log.Debug("token fetched", "registry", reg.Host, "expires_at", t.ExpiresAt)
 	return t, nil
+}
+
+// key caches CacheKey per host: the proxy asks for a token on every request.
+func (s *Source) key(host string, id Identity) string {
+	if k, ok := s.keys.Load(host); ok {
+		return k.(string)
+	}
+	k := CacheKey(host, id, s.opts.Env)
+	s.keys.Store(host, k)
+	return k
 }
 
 func (s *Source) remember(key string, t Token) {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -56,6 +55,7 @@ func InterceptHosts(cfg *config.Config) func(host string) bool {
 // dockerd asked for, under the same repository name, sent to the real host
 // or to the registry's endpoint override.
 func InterceptResolver(cfg *config.Config) func(host, name string) (proxy.Target, error) {
+	upstreams := upstreamCache(cfg)
 	return func(host, name string) (proxy.Target, error) {
 		h := strings.ToLower(host)
 		if hh, _, err := net.SplitHostPort(h); err == nil {
@@ -64,13 +64,9 @@ func InterceptResolver(cfg *config.Config) func(host, name string) (proxy.Target
 		if _, err := ecrhost.Parse(h); err != nil {
 			return proxy.Target{}, errcode.ErrorCodeNameUnknown.WithMessage(err.Error())
 		}
-		upstream := &url.URL{Scheme: "https", Host: h}
-		if rc, ok := cfg.RegistryConfig(h); ok && rc.Endpoint != "" {
-			u, err := url.Parse(rc.Endpoint)
-			if err != nil {
-				return proxy.Target{}, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf("registries[%s].endpoint: %v", h, err))
-			}
-			upstream = &url.URL{Scheme: u.Scheme, Host: u.Host}
+		upstream, err := upstreams(h)
+		if err != nil {
+			return proxy.Target{}, err
 		}
 		return proxy.Target{Registry: h, Repository: name, Upstream: upstream}, nil
 	}

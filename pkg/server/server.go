@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,7 @@ func Resolver(cfg *config.Config) func(host, name string) (proxy.Target, error) 
 	if where == "" {
 		where = "the config file"
 	}
+	upstreams := upstreamCache(cfg)
 	return func(_, name string) (proxy.Target, error) {
 		registry, repo := cfg.DefaultRegistry, name
 		if name != "" {
@@ -67,15 +69,32 @@ func Resolver(cfg *config.Config) func(host, name string) (proxy.Target, error) 
 			return proxy.Target{}, errcode.ErrorCodeNameUnknown.WithMessage(fmt.Sprintf(
 				"no ECR registry for %q: set default_registry (or a route for its prefix) in %s", name, where))
 		}
+		upstream, err := upstreams(registry)
+		if err != nil {
+			return proxy.Target{}, err
+		}
+		return proxy.Target{Registry: registry, Repository: repo, Upstream: upstream}, nil
+	}
+}
+
+// upstreamCache returns where a registry's requests go, https://<host> or
+// its endpoint override, parsed once per registry.
+func upstreamCache(cfg *config.Config) func(registry string) (*url.URL, error) {
+	var cache sync.Map // registry -> *url.URL
+	return func(registry string) (*url.URL, error) {
+		if u, ok := cache.Load(registry); ok {
+			return u.(*url.URL), nil
+		}
 		upstream := &url.URL{Scheme: "https", Host: registry}
 		if rc, ok := cfg.RegistryConfig(registry); ok && rc.Endpoint != "" {
 			u, err := url.Parse(rc.Endpoint)
 			if err != nil {
-				return proxy.Target{}, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf("registries[%s].endpoint: %v", registry, err))
+				return nil, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf("registries[%s].endpoint: %v", registry, err))
 			}
 			upstream = &url.URL{Scheme: u.Scheme, Host: u.Host}
 		}
-		return proxy.Target{Registry: registry, Repository: repo, Upstream: upstream}, nil
+		cache.Store(registry, upstream)
+		return upstream, nil
 	}
 }
 
