@@ -19,6 +19,7 @@ func newEmulatorCmd() *cobra.Command {
 		listen, region, accessKey, secretKey, storage, envFile, logLevel string
 		accounts, faults                                                 []string
 		latency                                                          time.Duration
+		blobRedirect                                                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator",
@@ -44,7 +45,7 @@ and runs until interrupted. Test controls live under /_ecrfake/:
 				return err
 			}
 			e, err := ecrfake.New(ecrfake.Options{Accounts: accounts, Region: region, AccessKey: accessKey,
-				SecretKey: secretKey, StorageDir: storage, Latency: latency, Logger: log})
+				SecretKey: secretKey, StorageDir: storage, Latency: latency, Logger: log, BlobRedirect: blobRedirect})
 			if err != nil {
 				return fmt.Errorf("emulator: %w", err)
 			}
@@ -90,6 +91,7 @@ and runs until interrupted. Test controls live under /_ecrfake/:
 	f.DurationVar(&latency, "latency", 0, "delay every call by this much, like a real AWS round trip")
 	f.StringArrayVar(&faults, "fail", nil, "fail the next N calls of an operation: Operation=N:500|throttle|drop (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug logs every request")
+	f.BoolVar(&blobRedirect, "blob-redirect", false, "answer blob downloads with a redirect to a presigned URL on a second local port, as ECR redirects to S3")
 	return cmd
 }
 

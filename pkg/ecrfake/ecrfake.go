@@ -93,6 +93,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one debug line per request (default: discard).
 	Logger *slog.Logger
+	// BlobRedirect answers blob downloads with a 307 to a presigned URL on
+	// the emulator's own "S3" listener (another loopback port), as ECR
+	// redirects to S3; see S3Requests.
+	BlobRedirect bool
 }
 
 // Emulator is an ECR emulator; it is an http.Handler.
@@ -108,6 +112,8 @@ type Emulator struct {
 
 	urlMu sync.Mutex
 	url   string
+
+	s3 *s3Server // with Options.BlobRedirect, once serving
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -267,6 +273,11 @@ func (e *Emulator) bind(ln net.Listener) {
 // requests finish for up to 10 seconds) and closes the emulator.
 func (e *Emulator) Serve(ctx context.Context, ln net.Listener) error {
 	e.bind(ln)
+	if e.opts.BlobRedirect {
+		if err := e.startS3(ctx); err != nil {
+			return err
+		}
+	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

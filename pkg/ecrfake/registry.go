@@ -196,6 +196,10 @@ func (d *dataPlane) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case OpManifestDelete:
 		w = d.referrerDeleteHook(w, account, region, rt)
+	case OpBlobGet:
+		if d.redirectBlob(w, r, reg, account, region, rt) {
+			return
+		}
 	}
 	reg.app.ServeHTTP(w, r)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 )
@@ -468,5 +469,65 @@ func TestOnlySHA256Digests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "DIGEST_INVALID") {
 		t.Errorf("sha512 upload: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestBlobRedirectToS3(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{BlobRedirect: true})
+	rc := newRegClient(t, e)
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("s3/app")})
+	img := randomImage(t)
+	if err := rc.push(t, "s3/app:1", img); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	dg, _ := layers[0].Digest()
+	req, _ := http.NewRequest(http.MethodGet, e.URL()+"/v2/s3/app/blobs/"+dg.String(), nil)
+	req.SetBasicAuth("AWS", rc.auth.(*authn.Basic).Password)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "/prod-us-east-1-starport-layer-bucket/123456789012/") {
+		t.Fatalf("blob GET: %d %q", resp.StatusCode, loc)
+	}
+	// The presigned URL works without credentials, and only as signed.
+	for _, tt := range []struct {
+		url  string
+		want int
+	}{{loc, http.StatusOK}, {strings.Replace(loc, "X-Amz-Signature=", "X-Amz-Signature=0", 1), http.StatusForbidden}} {
+		r, err := http.Get(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != tt.want {
+			t.Errorf("GET %s: %d", tt.url, r.StatusCode)
+		}
+		if tt.want == http.StatusOK {
+			if got := digest.FromBytes(body).String(); got != dg.String() {
+				t.Errorf("S3 served %s, want %s", got, dg)
+			}
+		}
+	}
+	// go-containerregistry follows the redirect on a pull.
+	pulled, err := remote.Image(rc.ref(t, "s3/app:1"), remote.WithAuth(rc.auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _ := pulled.Layers()
+	r0, err := pl[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, r0); err != nil {
+		t.Fatal(err)
+	}
+	r0.Close()
+	if total, withAuth := e.S3Requests(); total < 2 || withAuth != 0 {
+		t.Errorf("S3 requests %d, with Authorization %d", total, withAuth)
 	}
 }

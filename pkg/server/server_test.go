@@ -45,7 +45,12 @@ type fixture struct {
 // SDK pointed at the emulator through the environment.
 func start(t *testing.T, extraYAML string) *fixture {
 	t.Helper()
-	e := ecrfake.Start(t, ecrfake.Options{})
+	return startWith(t, ecrfake.Options{}, extraYAML)
+}
+
+func startWith(t *testing.T, opts ecrfake.Options, extraYAML string) *fixture {
+	t.Helper()
+	e := ecrfake.Start(t, opts)
 	dir := t.TempDir()
 	env := append(e.Env(), "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "cache"),
 		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"))
@@ -339,5 +344,48 @@ func TestRefusesRemoteListen(t *testing.T) {
 	err = server.Run(context.Background(), server.Options{Config: cfg})
 	if err == nil || !strings.Contains(err.Error(), "every network interface") {
 		t.Fatalf("non-loopback listen: %v", err)
+	}
+}
+
+// ECR sends blob downloads to presigned S3 URLs: the proxy passes the
+// redirect to the client untouched, the client follows it itself, and
+// neither the proxy's token nor the client's credentials reach S3.
+func TestBlobRedirectsGoToTheClient(t *testing.T) {
+	f := startWith(t, ecrfake.Options{BlobRedirect: true}, "")
+	img := randomImage(t, 256<<10, 2)
+	if err := remote.Write(f.ref(t, "s3/app:1"), img); err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Image(f.ref(t, "s3/app:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := got.Layers()
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("blob via the S3 redirect: %v", err)
+		}
+		rc.Close()
+	}
+	total, withAuth := f.e.S3Requests()
+	if total < int64(len(layers)) || withAuth != 0 {
+		t.Fatalf("S3 requests = %d, with Authorization = %d; want at least %d, none with Authorization", total, withAuth, len(layers))
+	}
+	// The redirect itself, as the proxy answers it.
+	d, _ := img.Layers()
+	dg, _ := d[0].Digest()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+f.proxy+"/v2/s3/app/blobs/"+dg.String(), nil)
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(resp.Header.Get("Location"), "-starport-layer-bucket/") ||
+		strings.HasPrefix(resp.Header.Get("Location"), "http://"+f.proxy) {
+		t.Fatalf("blob GET through the proxy: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
