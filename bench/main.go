@@ -37,7 +37,7 @@ func main() {
 	flag.BoolVar(&o.rebuildAwslabs, "rebuild-awslabs", false, "rebuild awslabs' helper even if a cached build exists")
 	flag.StringVar(&o.ecrgate, "ecrgate", "bin/ecrgate", "the ecrgate binary whose `serve` the proxy table measures (make build)")
 	flag.StringVar(&o.nginx, "nginx", "", "nginx binary for the proxy table's pass-through baseline (default: nginx on PATH or in /usr/sbin)")
-	flag.IntVar(&o.proxyPairs, "proxy-rounds", 11, "rounds of the proxy table's push comparison (each pushes once direct, through ecrgate and through nginx)")
+	flag.IntVar(&o.proxyPairs, "proxy-rounds", 11, "rounds of the proxy table's push comparison (each pushes once per path: direct, through ecrgate in registry and in intercept mode, through nginx and through the Go passthrough)")
 	flag.IntVar(&o.proxyImageMiB, "proxy-size", 1024, "image size in MiB for the proxy table's throughput comparison")
 	flag.IntVar(&o.proxyLayers, "proxy-layers", 8, "layers of that image")
 	flag.IntVar(&o.proxyRSSMiB, "proxy-rss-size", 2048, "image size in MiB of the push during which the proxy's peak RSS is measured")

@@ -33,6 +33,7 @@ type server struct {
 	exited  chan struct{}
 	waitErr error
 	stopSig os.Signal
+	caCert  string // ecrgate serve in intercept mode: its CA certificate (PEM)
 }
 
 func (s *server) start() error {
@@ -142,7 +143,13 @@ func freeAddr() (string, error) {
 // registry to the emulator, and an environment holding nothing of the
 // bench's own but PATH: the emulator's keys and endpoints, a temporary
 // home, no instance metadata.
-func startEcrgate(ctx context.Context, bin, dir string, e *ecrfake.Emulator, extraEnv []string) (*server, error) {
+//
+// With intercept, it first creates a local CA (`ecrgate ca init`) in
+// <dir>/data/ecrgate/ca, the CA directory serve finds through
+// XDG_DATA_HOME=<dir>/data, and adds an intercept listener to the config;
+// the server's addr is then that listener (an HTTP proxy taking CONNECT)
+// and caCert the CA certificate the client must trust.
+func startEcrgate(ctx context.Context, bin, dir string, e *ecrfake.Emulator, extraEnv []string, intercept bool) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -164,6 +171,24 @@ registries:
     endpoint: %s
     api_endpoint: %s
 `, listen, admin, registry, registry, e.URL(), e.URL())
+	var data, caCert, ilisten string
+	if intercept {
+		data = filepath.Join(dir, "data")
+		caDir := filepath.Join(data, "ecrgate", "ca")
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		caInit := exec.CommandContext(ictx, bin, "ca", "init", "--dir", caDir)
+		caInit.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_DATA_HOME=" + data, "AWS_EC2_METADATA_DISABLED=true"}
+		out, err := caInit.CombinedOutput()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("ecrgate ca init --dir %s: %w\n%s", caDir, err, out)
+		}
+		caCert = filepath.Join(caDir, "ca.crt")
+		if ilisten, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		cfg += fmt.Sprintf("intercept:\n  listen: %s\n", ilisten)
+	}
 	cfgPath := filepath.Join(dir, "ecrgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -176,6 +201,9 @@ registries:
 		"XDG_STATE_HOME=" + filepath.Join(dir, ".local", "state"),
 		"AWS_CONFIG_FILE=" + filepath.Join(dir, "aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "aws-credentials"),
+	}
+	if intercept {
+		env = append(env, "XDG_DATA_HOME="+data)
 	}
 	env = append(env, e.Env()...)
 	env = append(env, extraEnv...)
@@ -193,12 +221,22 @@ registries:
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	s := &server{name: "ecrgate serve", cmd: cmd, addr: listen, log: logPath, stopSig: syscall.SIGTERM}
+	if intercept {
+		s.name, s.addr, s.caCert = "ecrgate serve (intercept)", ilisten, caCert
+	}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
 	if err := s.waitReady(ctx, "http://"+admin+"/healthz", http.StatusOK); err != nil {
 		s.stop()
 		return nil, err
+	}
+	if intercept {
+		// A plain GET is not a proxy request: the listener answers 400.
+		if err := s.waitReady(ctx, "http://"+ilisten+"/", http.StatusBadRequest); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("intercept listener: %w", err)
+		}
 	}
 	return s, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,12 +40,18 @@ import (
 const pushTimeout = 5 * time.Minute
 
 // path is one way of reaching the emulator's registry: directly, through
-// `ecrgate serve`, or through nginx.
+// `ecrgate serve` (registry mode, or intercept mode as dockerd's
+// HTTPS_PROXY), or through nginx.
 type path struct {
 	name   string
-	host   string              // host:port the client pushes to
-	auth   authn.Authenticator // the client's credentials (none through ecrgate)
-	header string              // Authorization for raw requests ("" through ecrgate)
+	host   string              // host[:port] the client pushes to
+	auth   authn.Authenticator // the client's credentials (none through ecrgate's registry mode)
+	header string              // Authorization for raw requests ("" through ecrgate's registry mode)
+	// secure: the reference is an ordinary https one (intercept mode: the
+	// real ECR host name, reached through tr's CONNECT proxy); otherwise
+	// plain http (name.Insecure).
+	secure bool
+	tr     *http.Transport // the client's transport for this path; nil: proxyBench.tr
 	// precreate: the repository is created (untimed) before the push,
 	// since the emulator, like ECR, refuses a push to a missing one;
 	// ecrgate creates it itself, inside the timed push.
@@ -57,16 +66,20 @@ type proxyBench struct {
 	api       *ecr.Client
 	tr        *http.Transport // the client's, shared by every path
 	ecrgate   *server
+	intercept *server // a second ecrgate serve, with the intercept listener
 	nginx     *server
-	paths     []*path // direct, ecrgate[, nginx], passthrough
+	paths     []*path // direct, ecrgate, intercept[, nginx], passthrough
 	nginxErr  error   // why there is no nginx path
 	createLat []float64
+	tlsMu     sync.Mutex
+	tlsSeen   map[string]int // intercept mode: TLS version and cipher suite of each handshake the client made
 }
 
 // proxyTable measures `ecrgate serve` (a separate process, as users run it)
-// in front of the in-process emulator, against pushing directly to the
-// emulator and through nginx as a plain pass-through proxy, alternating
-// the paths in one run.
+// in front of the in-process emulator, in registry mode and, from a second
+// process, in intercept mode (CONNECT + TLS with a local CA), against
+// pushing directly to the emulator and through nginx as a plain
+// pass-through proxy, alternating the paths in one run.
 func proxyTable(ctx context.Context, o options) error {
 	bin, err := filepath.Abs(o.ecrgate)
 	if err != nil {
@@ -127,13 +140,28 @@ func proxyTable(ctx context.Context, o options) error {
 	if o.proxyEnv != "" {
 		header0 = append(header0, "extra environment of ecrgate serve and the Go passthrough: "+o.proxyEnv)
 	}
-	if b.ecrgate, err = startEcrgate(ctx, bin, filepath.Join(root, "ecrgate"), e, strings.Fields(o.proxyEnv)); err != nil {
+	if b.ecrgate, err = startEcrgate(ctx, bin, filepath.Join(root, "ecrgate"), e, strings.Fields(o.proxyEnv), false); err != nil {
 		return err
 	}
 	defer b.ecrgate.stop()
+	// Intercept mode runs in a process of its own, so that the registry-mode
+	// figures (CPU per GiB, peak RSS) stay those of a process serving only
+	// registry mode, and the intercept figures those of intercept mode alone.
+	if b.intercept, err = startEcrgate(ctx, bin, filepath.Join(root, "intercept"), e, strings.Fields(o.proxyEnv), true); err != nil {
+		return err
+	}
+	defer b.intercept.stop()
+	itr, err := b.interceptTransport(b.intercept)
+	if err != nil {
+		return err
+	}
+	defer itr.CloseIdleConnections()
+	header0 = append(header0, "intercept: a second "+o.ecrgate+" serve with a CA from `ecrgate ca init` and an intercept listener; the client (go-containerregistry) pushes to the real name "+
+		registryHost(e.Account())+"/…, which never resolves, through it as HTTPS proxy (CONNECT host:443), trusting the CA, authenticating to the emulator's Basic challenge as AWS with a GetAuthorizationToken password")
 	b.paths = []*path{
 		{name: "direct", host: e.Host(), auth: basic, header: header, precreate: true},
 		{name: "ecrgate", host: b.ecrgate.addr, auth: authn.Anonymous, srv: b.ecrgate},
+		{name: "intercept", host: registryHost(e.Account()), auth: basic, header: header, secure: true, tr: itr, srv: b.intercept},
 	}
 	nginxBin, nerr := findNginx(o.nginx)
 	if nerr == nil {
@@ -258,7 +286,13 @@ func proxyTable(ctx context.Context, o options) error {
 	if err := b.ecrgate.alive(); err != nil {
 		return err
 	}
+	if err := b.intercept.alive(); err != nil {
+		return err
+	}
 	if r.hwmEnd, err = statusKiB(pid, "VmHWM"); err != nil {
+		return err
+	}
+	if r.hwmIntercept, err = statusKiB(b.intercept.cmd.Process.Pid, "VmHWM"); err != nil {
 		return err
 	}
 	b.print(header0, &r)
@@ -271,6 +305,7 @@ type proxyResults struct {
 	bigDur                    time.Duration
 	hwmBefore, hwmBig, hwmEnd int64 // KiB
 	hwmHeads                  int64 // KiB, after the throughput rounds and the HEAD requests
+	hwmIntercept              int64 // KiB, the intercept-mode process at the end
 	imageMiB                  float64
 	tput                      [][]float64 // per path, MiB/s per round
 	selfCPU, midCPU           [][]float64 // per path, CPU seconds per GiB: bench process, process in between
@@ -313,15 +348,57 @@ func (b *proxyBench) push(ctx context.Context, p *path, repo string, img v1.Imag
 		}
 		b.createLat = append(b.createLat, ms(time.Since(start)))
 	}
-	ref, err := name.ParseReference(p.host+"/"+repo+":1", name.Insecure)
+	var opts []name.Option
+	if !p.secure {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(p.host+"/"+repo+":1", opts...)
 	if err != nil {
 		return 0, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	start := time.Now()
-	err = remote.Write(ref, img, remote.WithAuth(p.auth), remote.WithContext(pctx), remote.WithTransport(b.tr))
+	err = remote.Write(ref, img, remote.WithAuth(p.auth), remote.WithContext(pctx), remote.WithTransport(b.transport(p)))
 	return time.Since(start), err
+}
+
+// transport is the client's transport for p.
+func (b *proxyBench) transport(p *path) *http.Transport {
+	if p.tr != nil {
+		return p.tr
+	}
+	return b.tr
+}
+
+// interceptTransport is what dockerd does with HTTPS_PROXY pointing at
+// ecrgate's intercept listener and ecrgate's CA in certs.d: every request
+// to the ECR host goes through CONNECT to srv, and the TLS inside is
+// verified against that CA alone (no system roots, no AWS_CA_BUNDLE).
+// Each handshake's version and cipher suite are counted for the table.
+func (b *proxyBench) interceptTransport(srv *server) (*http.Transport, error) {
+	pem, err := os.ReadFile(srv.caCert)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificate", srv.caCert)
+	}
+	b.tlsSeen = map[string]int{}
+	tr := b.tr.Clone()
+	tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: srv.addr})
+	tr.TLSClientConfig = &tls.Config{
+		RootCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			k := tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)
+			b.tlsMu.Lock()
+			b.tlsSeen[k]++
+			b.tlsMu.Unlock()
+			return nil
+		},
+	}
+	return tr, nil
 }
 
 // cpu is the CPU time used so far by the bench process and by p's process in between.
@@ -358,9 +435,13 @@ func rotate(n, round int) []int {
 
 // heads times n HEAD requests of an existing blob per path, alternating.
 func (b *proxyBench) heads(ctx context.Context, repo, digest string, n int) ([][]float64, error) {
-	c := &http.Client{Transport: b.tr, Timeout: 30 * time.Second}
 	one := func(p *path) (time.Duration, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+p.host+"/v2/"+repo+"/blobs/"+digest, nil)
+		c := &http.Client{Transport: b.transport(p), Timeout: 30 * time.Second}
+		scheme := "http://"
+		if p.secure {
+			scheme = "https://"
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, scheme+p.host+"/v2/"+repo+"/blobs/"+digest, nil)
 		if err != nil {
 			return 0, err
 		}
@@ -470,18 +551,26 @@ func (b *proxyBench) at(name string) int {
 var pathLabel = map[string]string{
 	"direct":      "direct to emulator",
 	"ecrgate":     "through ecrgate",
+	"intercept":   "through ecrgate intercept mode (CONNECT + TLS)",
 	"nginx":       "through nginx",
 	"passthrough": "through Go httputil.ReverseProxy",
 }
 
 func (b *proxyBench) print(header []string, r *proxyResults) {
-	fmt.Printf("ecrgate serve (registry mode) against direct pushes to the emulator and nginx; paths alternate (rotating order) in one run on %d CPUs\n", runtime.NumCPU())
+	fmt.Printf("ecrgate serve (registry mode, intercept mode) against direct pushes to the emulator and nginx; paths alternate (rotating order) in one run on %d CPUs\n", runtime.NumCPU())
 	for _, h := range header {
 		fmt.Println("  " + h)
 	}
+	if len(b.tlsSeen) > 0 {
+		var parts []string
+		for _, k := range sortedKeys(b.tlsSeen) {
+			parts = append(parts, fmt.Sprintf("%s (%d handshakes)", k, b.tlsSeen[k]))
+		}
+		fmt.Println("  intercept TLS, client to ecrgate: " + strings.Join(parts, ", ") + "; ecrgate to the emulator: plain http (its endpoint: override)")
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
 	fmt.Fprintln(tw, "measurement\tmedian\tworst\tunit\truns\t")
-	direct, proxied, nginx := b.at("direct"), b.at("ecrgate"), b.at("nginx")
+	direct, proxied, icept, nginx := b.at("direct"), b.at("ecrgate"), b.at("intercept"), b.at("nginx")
 	for i, p := range b.paths {
 		xs := r.tput[i]
 		fmt.Fprintf(tw, "push %.0f MiB, %d layers, %s\t%.1f\t%.1f\tMiB/s\t%d\t\n", r.imageMiB, b.o.proxyLayers, pathLabel[p.name], medianOf(xs), slices.Min(xs), len(xs))
@@ -495,6 +584,8 @@ func (b *proxyBench) print(header []string, r *proxyResults) {
 		return xs
 	}
 	vsDirect := ratioRow(proxied, direct)
+	iVsDirect := ratioRow(icept, direct)
+	iVsRegistry := ratioRow(icept, proxied)
 	var vsNginx []float64
 	if nginx >= 0 {
 		vsNginx = ratioRow(proxied, nginx)
@@ -522,6 +613,8 @@ func (b *proxyBench) print(header []string, r *proxyResults) {
 		fmt.Fprintf(tw, "CPU per GiB pushed, all processes, %s\t%.2f\t%.2f\ts\t%d\t\n", pathLabel[p.name], total[i], slices.Max(sum), len(sum))
 	}
 	fmt.Fprintf(tw, "  ecrgate / direct if CPU-bound (inverse CPU per GiB)\t%.3f\t\t×\t\t\n", total[direct]/total[proxied])
+	fmt.Fprintf(tw, "  intercept / direct if CPU-bound (inverse CPU per GiB)\t%.3f\t\t×\t\t\n", total[direct]/total[icept])
+	fmt.Fprintf(tw, "  intercept / ecrgate if CPU-bound (inverse CPU per GiB)\t%.3f\t\t×\t\t\n", total[proxied]/total[icept])
 	if nginx >= 0 {
 		fmt.Fprintf(tw, "  ecrgate / nginx if CPU-bound (inverse CPU per GiB)\t%.3f\t\t×\t\t\n", total[nginx]/total[proxied])
 	}
@@ -529,6 +622,7 @@ func (b *proxyBench) print(header []string, r *proxyResults) {
 	fmt.Fprintf(tw, "  the same, at start-up (before the push)\t%.1f\t\tMiB\t1\t\n", float64(r.hwmBefore)/1024)
 	fmt.Fprintf(tw, "  the same, after the throughput rounds and the HEAD requests\t%.1f\t\tMiB\t1\t\n", float64(r.hwmHeads)/1024)
 	fmt.Fprintf(tw, "  the same, after the %d concurrent pushes (end of the table)\t%.1f\t\tMiB\t1\t\n", r.conc.n, float64(r.hwmEnd)/1024)
+	fmt.Fprintf(tw, "ecrgate serve (intercept) peak RSS (VmHWM) at the end of the table\t%.1f\t\tMiB\t1\t\n", float64(r.hwmIntercept)/1024)
 	for i, p := range b.paths {
 		fmt.Fprintf(tw, "HEAD blob %s, p50 (p90 in worst)\t%.3f\t%.3f\tms\t%d\t\n", pathLabel[p.name], percentile(r.head[i], 0.5), percentile(r.head[i], 0.9), len(r.head[i]))
 	}
@@ -548,10 +642,10 @@ func (b *proxyBench) print(header []string, r *proxyResults) {
 	fmt.Fprintf(tw, "  wall time of the batch\t%.2f\t\ts\t1\t\n", c.wall.Seconds())
 	tw.Flush()
 
-	fmt.Printf("  ecrgate's pushes go to a new repository each, so their timing includes its DescribeRepositories + CreateRepository (emulator CreateRepository via the SDK: median %.1f ms); the other paths push to repositories created beforehand, untimed\n", medianOf(b.createLat))
+	fmt.Printf("  ecrgate's pushes (both modes) go to a new repository each, so their timing includes its DescribeRepositories + CreateRepository (emulator CreateRepository via the SDK: median %.1f ms); the other paths push to repositories created beforehand, untimed\n", medianOf(b.createLat))
 	fmt.Printf("  every throughput push sends the same %d layers (random bytes, not gzip) to a fresh repository; the %d MiB push (%.1f s) sent those and %d more, 4 layers at a time\n",
 		b.o.proxyLayers, r.bigMiB, r.bigDur.Seconds(), r.bigLayers-b.o.proxyLayers)
-	fmt.Printf("  per-round ratios, ecrgate/direct: %s", fmtList(vsDirect))
+	fmt.Printf("  per-round ratios, ecrgate/direct: %s; intercept/direct: %s", fmtList(vsDirect), fmtList(iVsDirect))
 	if nginx >= 0 {
 		fmt.Printf("; ecrgate/nginx: %s", fmtList(vsNginx))
 	}
@@ -597,6 +691,10 @@ func (b *proxyBench) print(header []string, r *proxyResults) {
 		fmt.Sprintf("%+.3f ms (p90 %+.3f ms) over %d requests per path", add50, add90, len(r.head[proxied])))
 	line(c.ok == c.n && c.creates == c.n && c.missingRepos == 0, fmt.Sprintf("%d concurrent pushes to %d new repositories", c.n, c.n),
 		fmt.Sprintf("%d/%d succeeded, %d CreateRepository calls", c.ok, c.n, c.creates))
+	fmt.Println("goals (issue #5, performance):")
+	line(medianOf(iVsDirect) >= 0.9, "intercept-mode push throughput ≥ 0.9 of direct",
+		fmt.Sprintf("%.3f× (median of %d per-round ratios, range %s); %.3f× of registry mode (range %s)",
+			medianOf(iVsDirect), len(iVsDirect), rangeOf(iVsDirect), medianOf(iVsRegistry), rangeOf(iVsRegistry)))
 }
 
 func fmtList(xs []float64) string {
