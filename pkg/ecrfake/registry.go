@@ -27,6 +27,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/distpath"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
+	"github.com/ecrgate/ecrgate/pkg/regerr"
 )
 
 // sharedDriverName is a storage driver that hands distribution's App a driver
@@ -403,18 +404,7 @@ func ecrActionFor(rt route) string {
 	}
 }
 
-func serveRegistryError(w http.ResponseWriter, err error) {
-	var ec errcode.Error
-	if !errors.As(err, &ec) {
-		var code errcode.ErrorCode
-		if errors.As(err, &code) {
-			ec = code.WithMessage(code.Message())
-		} else {
-			ec = errcode.ErrorCodeUnknown.WithMessage(err.Error())
-		}
-	}
-	_ = errcode.ServeJSON(w, ec)
-}
+func serveRegistryError(w http.ResponseWriter, err error) { regerr.Serve(w, err) }
 
 // ecrResponseWriter removes what distribution sends and ECR does not:
 // Docker-Upload-UUID (ECR's upload Location is the only handle).

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/distpath"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+	"github.com/ecrgate/ecrgate/pkg/regerr"
 )
 
 // MaxManifestSize is ECR's manifest limit; larger manifests are refused
@@ -302,18 +303,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	serveError(w, errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf("cannot reach %s: %v", c.target.Registry, err)))
 }
 
-func serveError(w http.ResponseWriter, err error) {
-	var ec errcode.Error
-	if !errors.As(err, &ec) {
-		var code errcode.ErrorCode
-		if errors.As(err, &code) {
-			ec = code.WithMessage(code.Message())
-		} else {
-			ec = errcode.ErrorCodeUnknown.WithMessage(err.Error())
-		}
-	}
-	_ = errcode.ServeJSON(w, ec)
-}
+func serveError(w http.ResponseWriter, err error) { regerr.Serve(w, err) }
 
 // tokenError is a failure to get the proxy's own token for the upstream.
 type tokenError struct{ err error }
