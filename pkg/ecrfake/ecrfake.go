@@ -289,11 +289,13 @@ func (e *Emulator) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if cerr := e.Close(); err == nil {
-		err = cerr
+	if err := srv.Shutdown(sctx); err != nil {
+		// A client that keeps a connection open (or a loaded machine) must
+		// not make a test fail on the emulator's way out: close the rest.
+		e.log.Warn("emulator shutdown: closing connections that did not finish", "err", err)
+		_ = srv.Close()
 	}
-	return err
+	return e.Close()
 }
 
 // ServeHTTP routes a request to the plane it belongs to.

@@ -77,7 +77,7 @@ func startWith(t *testing.T, opts ecrfake.Options, extraYAML string) *fixture {
 	log := slog.New(slog.NewTextHandler(lockedWriter{logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, server.Options{Config: cfg, Env: env, Logger: log, ShutdownTimeout: 10 * time.Second,
+		done <- server.Run(ctx, server.Options{Config: cfg, Env: env, Logger: log, ShutdownTimeout: 60 * time.Second,
 			Listeners: map[string]net.Listener{"registry": regLn, "admin": adminLn}})
 	}()
 	t.Cleanup(func() {
