@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -56,10 +57,15 @@ socket-activated listeners named "registry" and "admin".`,
 			}
 			return server.Run(cmd.Context(), server.Options{Config: cfg, Env: env, Logger: log, Listeners: activated,
 				Ready: func(reg, admin net.Addr) {
-					_ = sdnotify.Ready()
-					_ = sdnotify.Status("serving on " + reg.String())
+					if err := errors.Join(sdnotify.Ready(), sdnotify.Status("serving on "+reg.String())); err != nil {
+						log.Warn("could not tell systemd that ecrgate is ready (NOTIFY_SOCKET); a Type=notify unit will time out", "err", err)
+					}
 				},
-				Stopping: func() { _ = sdnotify.Stopping() }})
+				Stopping: func() {
+					if err := sdnotify.Stopping(); err != nil {
+						log.Warn("could not tell systemd that ecrgate is stopping", "err", err)
+					}
+				}})
 		},
 	}
 	f := cmd.Flags()

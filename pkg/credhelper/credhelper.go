@@ -171,6 +171,12 @@ func Run(h *Helper, args []string, stdin io.Reader, stdout io.Writer) int {
 		fmt.Fprintf(stdout, "Usage: %s <store|get|erase|list|version>\n\n%s\n", credentials.Name, helpText)
 		return 0
 	}
+	switch args[0] {
+	case credentials.ActionStore, credentials.ActionGet, credentials.ActionErase, credentials.ActionList:
+	default:
+		fmt.Fprintf(stdout, "%s: unknown action %q: use store, get, erase, list or version\n", credentials.Name, args[0])
+		return 1
+	}
 	if err := credentials.HandleCommand(h, args[0], stdin, stdout); err != nil {
 		// Docker shows this line (stdout) when the helper fails.
 		fmt.Fprintln(stdout, err)

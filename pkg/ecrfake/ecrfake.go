@@ -329,7 +329,9 @@ func (e *Emulator) ExpireTokens() {
 	for _, t := range e.st.Tokens {
 		t.Expires = past
 	}
-	_ = e.st.save()
+	if err := e.st.save(); err != nil {
+		e.log.Warn("emulator state not saved", "err", err)
+	}
 }
 
 // DenyAction makes action (e.g. "ecr:GetAuthorizationToken") fail with

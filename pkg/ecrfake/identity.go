@@ -211,7 +211,9 @@ func (e *Emulator) issueCredentials(account, arn, roleARN string) (*credential, 
 		}
 	}
 	e.st.Creds[keyID] = c
-	_ = e.st.save()
+	if err := e.st.save(); err != nil {
+		e.log.Warn("emulator state not saved", "err", err)
+	}
 	e.st.mu.Unlock()
 	return c, keyID
 }

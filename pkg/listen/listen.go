@@ -155,7 +155,7 @@ func CheckLoopback(addr string) error {
 	default:
 		why = "is not a loopback address"
 	}
-	return fmt.Errorf("listen address %q %s, and ecrgate serves pushes there without authentication of its own; listen on %s, or set allow_remote: true with TLS configured",
+	return fmt.Errorf("listen address %q %s, and ecrgate serves pushes there without authentication of its own; listen on %s (ecrgate listens on loopback only)",
 		addr, why, net.JoinHostPort("127.0.0.1", port))
 }
 

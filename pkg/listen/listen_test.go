@@ -80,7 +80,7 @@ func TestCheckLoopback(t *testing.T) {
 			t.Errorf("CheckLoopback(%q) = %v, want nil", tc.addr, err)
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 			t.Errorf("CheckLoopback(%q) = %v, want an error containing %q", tc.addr, err, tc.wantErr)
-		case tc.wantErr != "" && tc.wantErr != "is not host:port" && !strings.Contains(err.Error(), "listen on 127.0.0.1:5000, or set allow_remote: true"):
+		case tc.wantErr != "" && tc.wantErr != "is not host:port" && !strings.Contains(err.Error(), "listen on 127.0.0.1:5000 (ecrgate listens on loopback only)"):
 			t.Errorf("CheckLoopback(%q) = %v; want it to say what to do", tc.addr, err)
 		}
 	}

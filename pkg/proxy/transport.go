@@ -36,7 +36,9 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		out := req
 		if injected {
 			if refresh {
-				_ = t.p.opts.Tokens.Forget(c.target.Registry)
+				if err := t.p.opts.Tokens.Forget(c.target.Registry); err != nil {
+					t.p.log.Warn("could not drop the refused token from the cache", "registry", c.target.Registry, "err", err)
+				}
 			}
 			tok, err := t.p.opts.Tokens.Token(req.Context(), c.target.Registry)
 			if err != nil {
