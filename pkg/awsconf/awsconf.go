@@ -42,7 +42,7 @@ type Options struct {
 func Load(ctx context.Context, reg ecrhost.Registry, id Identity, o Options) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(reg.Region),
-		config.WithEC2RoleCredentialOptions(func(eo *ec2rolecreds.Options) { eo.Client = newBoundedIMDS(EnvMap(o.Env)) }),
+		config.WithEC2RoleCredentialOptions(func(eo *ec2rolecreds.Options) { eo.Client = newBoundedIMDS(tokencache.EnvMap(o.Env)) }),
 	}
 	if id.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(id.Profile))
@@ -90,7 +90,7 @@ func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Optio
 // Public) API somewhere else, in which case FIPS and dual-stack endpoint
 // selection must not be combined with it (the SDK refuses both at once).
 func EndpointOverridden(reg ecrhost.Registry, id Identity, env []string) bool {
-	e := EnvMap(env)
+	e := tokencache.EnvMap(env)
 	svc := e["AWS_ENDPOINT_URL_ECR"]
 	if reg.Public {
 		svc = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
@@ -113,6 +113,3 @@ func SessionName() string {
 	}, name)
 	return clean[:min(len(clean), 64)]
 }
-
-// EnvMap turns KEY=VALUE pairs into a map (tokencache.EnvMap).
-func EnvMap(env []string) map[string]string { return tokencache.EnvMap(env) }

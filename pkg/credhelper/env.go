@@ -16,15 +16,13 @@ import (
 // CacheDir is where tokens are cached (tokencache.DefaultDir).
 func CacheDir(env []string) string { return tokencache.DefaultDir(env) }
 
-func envMap(env []string) map[string]string { return tokencache.EnvMap(env) }
-
 // FromEnv builds the helper as docker-credential-ecrgate runs it: the
 // config file (ECRGATE_CONFIG or the default path), the token cache
 // (ECRGATE_DISABLE_CACHE=1 turns it off), ecrgate-fetch-token for misses,
 // and the log (ECRGATE_LOG=path, ECRGATE_LOG_LEVEL). The returned func
 // closes the log.
 func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
-	e := envMap(env)
+	e := tokencache.EnvMap(env)
 	cfg, err := config.Load("", env)
 	if err != nil {
 		return nil, nil, err
@@ -33,12 +31,13 @@ func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fetch := func(context.Context, string) (tokencache.Token, error) {
-		_, err := FetcherPath(env)
-		return tokencache.Token{}, err
-	}
-	if path, err := FetcherPath(env); err == nil {
-		fetch = ExecFetcher(path, env)
+	// Only a cache miss needs the fetcher: find it then, not on every get.
+	fetch := func(ctx context.Context, registry string) (tokencache.Token, error) {
+		path, err := FetcherPath(env)
+		if err != nil {
+			return tokencache.Token{}, err
+		}
+		return ExecFetcher(path, env)(ctx, registry)
 	}
 	tokens := &CachedTokens{
 		Cache:      tokencache.Cache{Dir: CacheDir(env)},
@@ -68,14 +67,14 @@ func Identities(cfg *config.Config) func(host string) tokencache.Identity {
 
 // NoCache reports ECRGATE_DISABLE_CACHE=1 (or true).
 func NoCache(env []string) bool {
-	v := envMap(env)["ECRGATE_DISABLE_CACHE"]
+	v := tokencache.EnvMap(env)["ECRGATE_DISABLE_CACHE"]
 	return v == "1" || strings.EqualFold(v, "true")
 }
 
 // OpenLog opens ECRGATE_LOG for appending (0600, directory 0700), or logs
 // warnings and errors to stderr when it is unset.
 func OpenLog(env []string, stderr io.Writer) (*slog.Logger, func(), error) {
-	e := envMap(env)
+	e := tokencache.EnvMap(env)
 	level := slog.LevelWarn
 	if s := e["ECRGATE_LOG_LEVEL"]; s != "" {
 		if err := level.UnmarshalText([]byte(s)); err != nil {

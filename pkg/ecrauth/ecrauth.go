@@ -68,7 +68,7 @@ type Source struct {
 	group singleflight.Group
 	mu    sync.Mutex
 	mem   map[string]Token // key -> token
-	keys  sync.Map         // host -> cache key (identity and environment are fixed per Source)
+	keys  sync.Map         // registry string -> resolved
 }
 
 // New returns a Source.
@@ -94,12 +94,11 @@ func New(opts Options) *Source {
 
 // Token returns a token for registry (a host accepted by ecrhost.Parse).
 func (s *Source) Token(ctx context.Context, registry string) (Token, error) {
-	reg, err := ecrhost.Parse(registry)
+	r, err := s.resolve(registry)
 	if err != nil {
 		return Token{}, err
 	}
-	id := s.opts.Identities(reg.Host)
-	key := s.key(reg.Host, id)
+	reg, id, key := r.reg, r.id, r.key
 	now := s.opts.Now()
 	if !s.opts.NoCache {
 		s.mu.Lock()
@@ -167,14 +166,29 @@ func (s *Source) load(ctx context.Context, reg ecrhost.Registry, id Identity, ke
 	return t, nil
 }
 
-// key caches CacheKey per host: the proxy asks for a token on every request.
-func (s *Source) key(host string, id Identity) string {
-	if k, ok := s.keys.Load(host); ok {
-		return k.(string)
+// resolved is what a registry string means to the Source: the parsed host,
+// its configured identity and its cache key.
+type resolved struct {
+	reg ecrhost.Registry
+	id  Identity
+	key string
+}
+
+// resolve parses registry and derives its identity and cache key once per
+// registry string (identity and environment are fixed per Source): the
+// proxy asks for a token on every request.
+func (s *Source) resolve(registry string) (resolved, error) {
+	if r, ok := s.keys.Load(registry); ok {
+		return r.(resolved), nil
 	}
-	k := CacheKey(host, id, s.opts.Env)
-	s.keys.Store(host, k)
-	return k
+	reg, err := ecrhost.Parse(registry)
+	if err != nil {
+		return resolved{}, err
+	}
+	id := s.opts.Identities(reg.Host)
+	r := resolved{reg: reg, id: id, key: CacheKey(reg.Host, id, s.opts.Env)}
+	s.keys.Store(registry, r)
+	return r, nil
 }
 
 func (s *Source) remember(key string, t Token) {

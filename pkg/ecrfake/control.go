@@ -624,39 +624,6 @@ func validateLifecyclePolicy(text string) error {
 	return nil
 }
 
-func opGetLifecyclePolicy(c *call) (any, error) {
-	var in repoRef
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	c.e.st.mu.Lock()
-	defer c.e.st.mu.Unlock()
-	reg, r, err := c.lookupRepo(in)
-	if err != nil {
-		return nil, err
-	}
-	if r.LifecyclePolicy == "" {
-		return nil, &awsError{http.StatusBadRequest, "LifecyclePolicyNotFoundException", fmt.Sprintf(
-			"Lifecycle policy does not exist for the repository with name '%s' in the registry with id '%s'", r.Name, reg.Account)}
-	}
-	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "lifecyclePolicyText": r.LifecyclePolicy}, nil
-}
-
-func opDeleteLifecyclePolicy(c *call) (any, error) {
-	out, err := opGetLifecyclePolicy(c)
-	if err != nil {
-		return nil, err
-	}
-	var in repoRef
-	_ = c.decode(&in)
-	c.e.st.mu.Lock()
-	defer c.e.st.mu.Unlock()
-	if _, r, err := c.lookupRepo(in); err == nil {
-		r.LifecyclePolicy = ""
-	}
-	return out, c.e.st.save()
-}
-
 func validateRepositoryPolicy(text string) error {
 	if text == "" || len(text) > 10240 {
 		return errInvalidParam("Invalid parameter at 'policyText' failed to satisfy constraint: 'Member must have length between 0 and 10240' (it has %d)", len(text))
@@ -695,7 +662,22 @@ func opSetRepositoryPolicy(c *call) (any, error) {
 	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "policyText": r.Policy}, nil
 }
 
-func opGetRepositoryPolicy(c *call) (any, error) {
+// repoPolicy is one of a repository's two policy texts, as its Get and
+// Delete operations see it.
+type repoPolicy struct {
+	text    func(*repository) *string
+	key     string // field of the answer: lifecyclePolicyText or policyText
+	missing string // exception when there is none
+	what    string // for the message
+}
+
+var (
+	lifecyclePolicy  = repoPolicy{func(r *repository) *string { return &r.LifecyclePolicy }, "lifecyclePolicyText", "LifecyclePolicyNotFoundException", "Lifecycle policy"}
+	repositoryPolicy = repoPolicy{func(r *repository) *string { return &r.Policy }, "policyText", "RepositoryPolicyNotFoundException", "Repository policy"}
+)
+
+// answer returns the policy (and, with remove, deletes it) under one lock.
+func (p repoPolicy) answer(c *call, remove bool) (any, error) {
 	var in repoRef
 	if err := c.decode(&in); err != nil {
 		return nil, err
@@ -706,27 +688,25 @@ func opGetRepositoryPolicy(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Policy == "" {
-		return nil, &awsError{http.StatusBadRequest, "RepositoryPolicyNotFoundException", fmt.Sprintf(
-			"Repository policy does not exist for the repository with name '%s' in the registry with id '%s'", r.Name, reg.Account)}
+	text := p.text(r)
+	if *text == "" {
+		return nil, &awsError{http.StatusBadRequest, p.missing, fmt.Sprintf(
+			"%s does not exist for the repository with name '%s' in the registry with id '%s'", p.what, r.Name, reg.Account)}
 	}
-	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "policyText": r.Policy}, nil
+	out := map[string]any{"registryId": reg.Account, "repositoryName": r.Name, p.key: *text}
+	if remove {
+		*text = ""
+		if err := c.e.st.save(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-func opDeleteRepositoryPolicy(c *call) (any, error) {
-	out, err := opGetRepositoryPolicy(c)
-	if err != nil {
-		return nil, err
-	}
-	var in repoRef
-	_ = c.decode(&in)
-	c.e.st.mu.Lock()
-	defer c.e.st.mu.Unlock()
-	if _, r, err := c.lookupRepo(in); err == nil {
-		r.Policy = ""
-	}
-	return out, c.e.st.save()
-}
+func opGetLifecyclePolicy(c *call) (any, error)     { return lifecyclePolicy.answer(c, false) }
+func opDeleteLifecyclePolicy(c *call) (any, error)  { return lifecyclePolicy.answer(c, true) }
+func opGetRepositoryPolicy(c *call) (any, error)    { return repositoryPolicy.answer(c, false) }
+func opDeleteRepositoryPolicy(c *call) (any, error) { return repositoryPolicy.answer(c, true) }
 
 var repoARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:ecr:([a-z0-9-]+):([0-9]{12}):repository/(.+)$`)
 

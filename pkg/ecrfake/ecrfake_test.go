@@ -233,6 +233,20 @@ func TestPoliciesAndTags(t *testing.T) {
 	_, err = c.PutLifecyclePolicy(ctx, &ecr.PutLifecyclePolicyInput{RepositoryName: aws.String("pol/missing"), LifecyclePolicyText: aws.String(lifecycle)})
 	wantCode(t, err, "RepositoryNotFoundException")
 
+	// Delete returns what it deleted; then the policy is gone.
+	dl, err := c.DeleteLifecyclePolicy(ctx, &ecr.DeleteLifecyclePolicyInput{RepositoryName: name})
+	if err != nil || aws.ToString(dl.LifecyclePolicyText) != lifecycle {
+		t.Fatalf("DeleteLifecyclePolicy = %v, %v", dl, err)
+	}
+	_, err = c.DeleteLifecyclePolicy(ctx, &ecr.DeleteLifecyclePolicyInput{RepositoryName: name})
+	wantCode(t, err, "LifecyclePolicyNotFoundException")
+	dp, err := c.DeleteRepositoryPolicy(ctx, &ecr.DeleteRepositoryPolicyInput{RepositoryName: name})
+	if err != nil || aws.ToString(dp.PolicyText) != policy {
+		t.Fatalf("DeleteRepositoryPolicy = %v, %v", dp, err)
+	}
+	_, err = c.GetRepositoryPolicy(ctx, &ecr.GetRepositoryPolicyInput{RepositoryName: name})
+	wantCode(t, err, "RepositoryPolicyNotFoundException")
+
 	arn := aws.String("arn:aws:ecr:us-east-1:123456789012:repository/pol/app")
 	if _, err := c.TagResource(ctx, &ecr.TagResourceInput{ResourceArn: arn, Tags: []types.Tag{{Key: aws.String("a"), Value: aws.String("1")}, {Key: aws.String("b"), Value: aws.String("2")}}}); err != nil {
 		t.Fatal(err)

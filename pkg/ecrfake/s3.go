@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -93,7 +92,7 @@ func (s *s3Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, rc)
 }
 
-// serveS3 runs the S3 listener until ctx ends.
+// startS3 runs the S3 listener until ctx ends.
 func (e *Emulator) startS3(ctx context.Context) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,6 +143,5 @@ func (d *dataPlane) redirectBlob(w http.ResponseWriter, r *http.Request, reg *da
 	}
 	w.Header().Set("Location", d.e.s3.presign(account, region, rt.name, dg))
 	w.WriteHeader(http.StatusTemporaryRedirect)
-	_, _ = io.WriteString(w, "")
 	return true
 }

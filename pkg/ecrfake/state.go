@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecrgate/ecrgate/pkg/atomicfile"
 )
 
 // ECR enum values the emulator understands.
@@ -211,23 +212,7 @@ func (s *state) save() error {
 	if err != nil {
 		return fmt.Errorf("encode emulator state: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".state-*.json")
-	if err != nil {
-		return fmt.Errorf("save emulator state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save emulator state: %w", err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save emulator state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save emulator state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := atomicfile.WriteFile(s.path, b, 0o600, false); err != nil {
 		return fmt.Errorf("save emulator state: %w", err)
 	}
 	return nil

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrgate/ecrgate/pkg/atomicfile"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 )
 
@@ -370,67 +371,14 @@ func mkdirPrivate(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-// writeTemp writes data to a new temporary file beside path with mode perm,
-// synced and closed, and returns its name.
-func writeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	fail := func(err error) (string, error) {
-		f.Close()
-		os.Remove(name)
-		return "", err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-// writeNew atomically creates path with data and mode perm; it fails with an
-// error wrapping fs.ErrExist if path exists, even when another process
-// creates it at the same moment (a hard link never replaces its target).
+// writeNew atomically creates path; see atomicfile.Create.
 func writeNew(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	err = os.Link(tmp, path)
-	if err == nil || errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	// A file system without hard links: check, then rename.
-	if _, serr := os.Lstat(path); serr == nil {
-		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Create(path, data, perm)
 }
 
-// writeReplace atomically writes data to path with mode perm, replacing what
-// is there.
+// writeReplace atomically and durably writes data to path with mode perm.
 func writeReplace(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, perm, true)
 }
 
 // syncDir flushes dir's entries to disk, where the platform allows it.

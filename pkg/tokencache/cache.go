@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ecrgate/ecrgate/pkg/atomicfile"
 )
 
 // Cache keeps one JSON file per cache key in dir (0700), each file 0600
@@ -171,28 +173,11 @@ func (c Cache) RemoveRegistry(host string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, renamed into place, so readers see the old or the new file.
-// It does not fsync: this is a cache, and a file torn by a crash is
-// ignored and fetched again, so durability is not worth ~2 ms per write.
+// writeFileAtomic replaces path without fsync: this is a cache, and a file
+// torn by a crash is ignored and fetched again, so durability is not worth
+// ~2 ms per write.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(path, data, mode, false); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
