@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrgate/ecrgate/pkg/envtoken"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
@@ -31,7 +32,10 @@ type CachedTokens struct {
 	Now        func() time.Time
 	// Fetch gets a token from AWS (and writes the cache) on a miss.
 	Fetch func(ctx context.Context, registry string) (tokencache.Token, error)
-	Log   *slog.Logger
+	// Direct lets a miss be answered in this process when pkg/envtoken can
+	// (access keys in the environment, a standard endpoint), before Fetch.
+	Direct bool
+	Log    *slog.Logger
 }
 
 var _ Tokens = (*CachedTokens)(nil)
@@ -52,21 +56,70 @@ func (c *CachedTokens) log() *slog.Logger {
 
 // Token implements Tokens.
 func (c *CachedTokens) Token(ctx context.Context, registry string) (tokencache.Token, error) {
+	var id tokencache.Identity
+	if c.Identities != nil {
+		id = c.Identities(registry)
+	}
+	key := tokencache.Key(registry, id, c.Env)
 	if !c.NoCache {
-		var id tokencache.Identity
-		if c.Identities != nil {
-			id = c.Identities(registry)
-		}
-		margin := c.Margin
-		if margin <= 0 {
-			margin = tokencache.DefaultMargin
-		}
-		if t, ok := c.Cache.Read(tokencache.Key(registry, id, c.Env), c.log()); ok && t.Usable(c.now(), margin) {
+		if t, ok := c.Cache.Read(key, c.log()); ok && t.Usable(c.now(), c.margin()) {
 			c.log().Debug("token from file cache", "registry", registry)
 			return t, nil
 		}
 	}
+	if c.Direct {
+		if t, ok := c.direct(ctx, registry, id, key); ok {
+			return t, nil
+		}
+	}
 	return c.Fetch(ctx, registry)
+}
+
+func (c *CachedTokens) margin() time.Duration {
+	if c.Margin > 0 {
+		return c.Margin
+	}
+	return tokencache.DefaultMargin
+}
+
+// direct answers a miss without ecrgate-fetch-token when envtoken can,
+// holding the cache lock as the fetcher does so that concurrent helpers
+// make one call. ok is false when the fetcher must run: envtoken declined,
+// or its call failed (the fetcher retries with the SDK and explains errors).
+func (c *CachedTokens) direct(ctx context.Context, registry string, id tokencache.Identity, key string) (tokencache.Token, bool) {
+	req, why := envtoken.For(registry, id, tokencache.EnvMap(c.Env))
+	if req == nil {
+		c.log().Debug("token fetch left to "+FetcherName, "registry", registry, "reason", why)
+		return tokencache.Token{}, false
+	}
+	if !c.NoCache {
+		unlock, err := c.Cache.Lock(ctx, key)
+		if err != nil {
+			c.log().Debug("token fetch left to "+FetcherName, "registry", registry, "reason", err)
+			return tokencache.Token{}, false
+		}
+		defer unlock()
+		if t, ok := c.Cache.Read(key, c.log()); ok && t.Usable(c.now(), c.margin()) {
+			c.log().Debug("token from file cache after lock", "registry", registry)
+			return t, true
+		}
+	}
+	start := time.Now()
+	t, err := req.Fetch(ctx, c.now)
+	if err != nil {
+		c.log().Debug("direct token fetch failed; running "+FetcherName, "registry", registry, "err", err)
+		return tokencache.Token{}, false
+	}
+	if !t.Valid(c.now()) {
+		return tokencache.Token{}, false
+	}
+	if !c.NoCache {
+		if err := c.Cache.Write(key, t); err != nil {
+			c.log().Warn("could not write the token cache", "err", err)
+		}
+	}
+	c.log().Debug("token fetched", "registry", registry, "endpoint", req.Endpoint.Host, "expires_at", t.ExpiresAt, "duration", time.Since(start))
+	return t, true
 }
 
 // Forget implements Tokens.

@@ -45,6 +45,7 @@ func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
 		Env:        env,
 		NoCache:    NoCache(env),
 		Fetch:      fetch,
+		Direct:     e["ECRGATE_DIRECT_FETCH"] != "0",
 		Log:        log,
 	}
 	local := map[string]string{}

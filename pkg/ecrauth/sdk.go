@@ -2,9 +2,7 @@ package ecrauth
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -90,20 +88,13 @@ func (f *SDKFetcher) fetch(ctx context.Context, cfg aws.Config, reg ecrhost.Regi
 }
 
 func decodeToken(host, b64 string, expires *time.Time) (Token, error) {
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return Token{}, fmt.Errorf("%w: token is not base64: %v", ErrNoToken, err)
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok || user == "" || pass == "" {
-		return Token{}, fmt.Errorf("%w: token is not <user>:<password>", ErrNoToken)
-	}
-	t := Token{Registry: host, Username: user, Password: pass}
+	var at time.Time
 	if expires != nil {
-		t.ExpiresAt = *expires
+		at = *expires
 	}
-	if t.ExpiresAt.IsZero() {
-		return Token{}, fmt.Errorf("%w: no expiry", ErrNoToken)
+	t, err := tokencache.Decode(host, b64, at)
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: %v", ErrNoToken, err)
 	}
 	return t, nil
 }
