@@ -1,0 +1,347 @@
+// Package explain answers "what would ecrgate do with a push of this name?"
+// without doing it: which registry and repository the name maps to, whether
+// ECR accepts the name, which allow/deny rule decides whether ecrgate may
+// create it, whether it exists, whether one of ECR's own CREATE_ON_PUSH
+// creation templates covers it (ecrgate then leaves the creation to ECR),
+// and else which local template ecrgate would create it from, with every
+// setting.
+//
+// The decision is repocreate.Decide's, and the order of the questions is
+// the ensurer's, so the answer cannot drift from what a push does. The only
+// AWS calls are read-only: STS GetCallerIdentity, ECR DescribeRepositories
+// and DescribeRepositoryCreationTemplates. The ECR interface below has
+// nothing else, so nothing can be created.
+package explain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/repocreate"
+)
+
+// ECR is the read-only part of the ECR API that Explain uses; *ecr.Client
+// and repocreate.ECR fit.
+type ECR interface {
+	DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
+	DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error)
+}
+
+var _ ECR = (*ecr.Client)(nil)
+
+// Options configure Explain.
+type Options struct {
+	// Config is the configuration (nil: all defaults).
+	Config *config.Config
+	// Env is the environment (os.Environ()), for the default Clients.
+	Env []string
+	// Registry is the registry a bare name ("team/app") goes to; default:
+	// the config's routes and default_registry, as in registry mode.
+	Registry string
+	// Clients returns the ECR client for a registry and the identity (ARN)
+	// it acts as. Default: the proxy's own, repocreate.SDKClients.
+	Clients func(ctx context.Context, registry string) (ECR, string, error)
+	// Offline makes no AWS call: existence and native templates stay unknown.
+	Offline bool
+}
+
+// Values of Result.Verdict.
+const (
+	VerdictInvalid     = "invalid"     // ECR rejects the name: NAME_INVALID, no AWS call
+	VerdictUnsupported = "unsupported" // not a registry ecrgate creates repositories in
+	VerdictExists      = "exists"      // the push goes ahead; nothing to create
+	VerdictNative      = "native"      // ECR creates it on push from its own template
+	VerdictDenied      = "denied"      // missing, and allow/deny forbid creating it
+	VerdictDryRun      = "dry-run"     // missing; dry_run logs and refuses
+	VerdictCreate      = "create"      // ecrgate creates it from a local template
+	VerdictUnknown     = "unknown"     // AWS could not be asked; see Summary
+)
+
+// Result is the explanation of one name. Field names in JSON are stable.
+type Result struct {
+	Input      string   `json:"input"`
+	Mode       string   `json:"mode"` // ModeRegistry, ModeIntercept, ModeDirect or ModeBare
+	Registry   string   `json:"registry"`
+	Repository string   `json:"repository"`
+	Reference  string   `json:"reference,omitempty"` // ":tag" or "@digest" as given
+	Route      string   `json:"route,omitempty"`     // the routes: prefix that matched
+	Notes      []string `json:"notes,omitempty"`
+
+	Valid         bool   `json:"valid"`
+	InvalidReason string `json:"invalid_reason,omitempty"`
+
+	Rule *Rule `json:"rule,omitempty"`
+
+	Identity    string `json:"identity,omitempty"` // the AWS principal ecrgate acts as
+	Exists      *bool  `json:"exists"`             // null when unknown
+	ExistsError string `json:"exists_error,omitempty"`
+
+	// NativeTemplate is the prefix of ECR's CREATE_ON_PUSH template that
+	// covers the name ("" for none); NativeNote says why the templates were
+	// not read, NativeError why reading them failed.
+	NativeTemplate string    `json:"native_template,omitempty"`
+	Native         *Template `json:"native,omitempty"`
+	NativeNote     string    `json:"native_note,omitempty"`
+	NativeError    string    `json:"native_error,omitempty"`
+
+	// Template is the local template ecrgate creates the repository from
+	// when it creates it.
+	Template *Template `json:"template,omitempty"`
+	DryRun   bool      `json:"dry_run"`
+
+	Verdict string `json:"verdict"`
+	Summary string `json:"summary"`
+}
+
+// Rule is the allow/deny rule that decides whether ecrgate may create the
+// repository.
+type Rule struct {
+	Allowed bool   `json:"allowed"`
+	Rule    string `json:"rule"`           // as config.Allowed names it: "deny: */tmp*", "allow: team/**", …
+	Key     string `json:"key,omitempty"`  // "deny[0]", "allow[2]"; "" without a list entry
+	File    string `json:"file,omitempty"` // the config file
+	Line    int    `json:"line,omitempty"` // 1-based, 0 when unknown
+	Message string `json:"message,omitempty"`
+}
+
+// Template is what a repository gets at creation: a local template of the
+// config or one of ECR's creation templates.
+type Template struct {
+	Source             string            `json:"source"` // "local", "builtin" or "native"
+	Prefix             string            `json:"prefix"` // "" for the built-in default
+	File               string            `json:"file,omitempty"`
+	Line               int               `json:"line,omitempty"`
+	ImageTagMutability string            `json:"image_tag_mutability"`
+	ExclusionFilters   []string          `json:"image_tag_mutability_exclusion_filters,omitempty"`
+	ScanOnPush         *bool             `json:"scan_on_push,omitempty"` // null for native templates (scanning is registry-wide)
+	EncryptionType     string            `json:"encryption_type"`
+	KMSKey             string            `json:"kms_key,omitempty"`
+	LifecyclePolicy    string            `json:"lifecycle_policy,omitempty"`
+	RepositoryPolicy   string            `json:"repository_policy,omitempty"`
+	Tags               map[string]string `json:"tags,omitempty"`
+}
+
+// Explain explains what a push of name (as the user would push it:
+// localhost:5000/team/app:1, <account>.dkr.ecr.<region>.amazonaws.com/team/app
+// or team/app) would make ecrgate do. It returns an error only when the name
+// cannot be mapped to a registry; everything else is in the Result.
+func Explain(ctx context.Context, name string, o Options) (*Result, error) {
+	cfg := o.Config
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	ref, err := parseReference(name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := resolve(cfg, ref, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Input: name, Mode: t.mode, Registry: t.registry, Repository: t.repository, Reference: ref.ref,
+		Route: t.route, Notes: t.notes, DryRun: cfg.DryRun}
+
+	p, err := repocreate.Decide(cfg, t.registry, t.repository)
+	var ec errcode.Error
+	if err != nil && errors.As(err, &ec) && ec.Code != errcode.ErrorCodeDenied {
+		if ec.Code == errcode.ErrorCodeNameInvalid {
+			r.InvalidReason = ec.Message
+			r.Verdict = VerdictInvalid
+			r.Summary = "the push fails with NAME_INVALID before any AWS call: " + ec.Message
+			return r, nil
+		}
+		r.Valid = true
+		r.Verdict = VerdictUnsupported
+		r.Summary = ec.Message
+		return r, nil
+	}
+	if err != nil && ec.Code != errcode.ErrorCodeDenied {
+		return nil, err
+	}
+	r.Valid = true
+	r.Rule = rule(cfg, t.repository)
+	if err != nil {
+		r.Rule.Message = ec.Message
+	}
+	r.Template = localTemplate(cfg, p)
+
+	if o.Offline {
+		r.Verdict = VerdictUnknown
+		r.Summary = "not asked AWS (offline): " + ifMissing(r, p)
+		return r, nil
+	}
+	clients := o.Clients
+	if clients == nil {
+		sdk := repocreate.SDKClients(cfg, o.Env)
+		clients = func(ctx context.Context, registry string) (ECR, string, error) { return sdk(ctx, registry) }
+	}
+	client, identity, err := clients(ctx, p.Registry)
+	if err != nil {
+		r.ExistsError = fmt.Sprintf("cannot build an ECR client for %s: %v", p.Registry, err)
+		r.Verdict = VerdictUnknown
+		r.Summary = r.ExistsError + "; " + ifMissing(r, p)
+		return r, nil
+	}
+	if identity != "unknown" {
+		r.Identity = identity
+	}
+	lookup(ctx, cfg, client, identity, p, r)
+	return r, nil
+}
+
+// lookup asks ECR what the ensurer asks, in its order, and sets the verdict.
+func lookup(ctx context.Context, cfg *config.Config, client ECR, identity string, p repocreate.Plan, r *Result) {
+	_, err := client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
+		RegistryId:      p.Input.RegistryId,
+		RepositoryNames: []string{p.Repository},
+	})
+	switch {
+	case err == nil:
+		r.Exists = aws.Bool(true)
+		r.Verdict = VerdictExists
+		r.Summary = fmt.Sprintf("%s exists in %s: the push goes ahead and ecrgate creates nothing (allow/deny and dry_run apply to creation only)", p.Repository, p.Registry)
+		return
+	case repocreate.APICode(err) != "RepositoryNotFoundException":
+		r.ExistsError = repocreate.ExplainError(cfg, "DescribeRepositories", p, identity, err)
+		r.Verdict = VerdictUnknown
+		r.Summary = "a push fails until this is fixed: " + r.ExistsError
+		return
+	}
+	r.Exists = aws.Bool(false)
+
+	reg, _ := ecrhost.Parse(p.Registry)
+	if acct := repocreate.AccountOf(identity); acct != "" && acct != reg.Account {
+		r.NativeNote = fmt.Sprintf("ecrgate acts as %s of account %s, so it cannot read the creation templates of account %s and assumes none creates repositories on push", identity, acct, reg.Account)
+	} else if prefixes, err := repocreate.ListCreateOnPush(ctx, client); err != nil {
+		msg := repocreate.ExplainError(cfg, "DescribeRepositoryCreationTemplates", p, identity, err)
+		if repocreate.NativeLookupFails(err) {
+			r.NativeError = msg
+			r.Verdict = VerdictUnknown
+			r.Summary = "a push fails until ECR answers: " + msg
+			return
+		}
+		r.NativeNote = "cannot read ECR's repository creation templates, so ecrgate assumes none creates repositories on push: " + msg
+	} else if native := repocreate.MatchNative(prefixes, p.Repository); native != "" {
+		r.NativeTemplate = native
+		r.Native = nativeTemplate(ctx, client, native)
+		r.Verdict = VerdictNative
+		r.Summary = fmt.Sprintf("%s does not exist; ECR's own repository creation template %q (CREATE_ON_PUSH) creates it on the push, so ecrgate defers to it and its local templates are not used", p.Repository, native)
+		return
+	}
+	r.Verdict, r.Summary = missingVerdict(r, p)
+}
+
+// missingVerdict is what happens to a repository that is missing with no
+// native template to create it.
+func missingVerdict(r *Result, p repocreate.Plan) (verdict, summary string) {
+	switch {
+	case !r.Rule.Allowed:
+		return VerdictDenied, fmt.Sprintf("%s does not exist and the push fails with DENIED: %s", p.Repository, r.Rule.Message)
+	case p.DryRun:
+		return VerdictDryRun, fmt.Sprintf("%s does not exist; dry_run is on, so ecrgate logs that it would create it from %s and refuses the push", p.Repository, templateName(r.Template))
+	}
+	return VerdictCreate, fmt.Sprintf("%s does not exist: ecrgate creates it in %s from %s at the first write of the push", p.Repository, p.Registry, templateName(r.Template))
+}
+
+// ifMissing says what happens if the repository turns out to be missing
+// (no native template assumed).
+func ifMissing(r *Result, p repocreate.Plan) string {
+	_, s := missingVerdict(r, p)
+	return "if " + strings.Replace(s, " does not exist", " is missing and no CREATE_ON_PUSH template of ECR covers it", 1)
+}
+
+func templateName(t *Template) string {
+	if t.Prefix == "" {
+		return "the built-in default template"
+	}
+	return fmt.Sprintf("template %q", t.Prefix)
+}
+
+// rule locates the allow/deny rule that decides for repo.
+func rule(cfg *config.Config, repo string) *Rule {
+	ok, text := cfg.Allowed(repo)
+	r := &Rule{Allowed: ok, Rule: text, File: cfg.Path}
+	list, key := cfg.Allow, "allow"
+	pattern, found := strings.CutPrefix(text, "allow: ")
+	if p, deny := strings.CutPrefix(text, "deny: "); deny {
+		list, key, pattern, found = cfg.Deny, "deny", p, true
+	}
+	if i := slices.Index(list, pattern); found && i >= 0 {
+		r.Key = fmt.Sprintf("%s[%d]", key, i)
+		r.Line = yamlLine(cfg.Path, key, i)
+	} else if !ok {
+		r.Key = "allow"
+		r.Line = yamlLine(cfg.Path, "allow", -1)
+	}
+	return r
+}
+
+// localTemplate describes the template of p with the settings that
+// CreateRepository and the policies get.
+func localTemplate(cfg *config.Config, p repocreate.Plan) *Template {
+	in := p.Input
+	t := &Template{Source: "local", Prefix: p.Template.Prefix, ScanOnPush: aws.Bool(in.ImageScanningConfiguration.ScanOnPush),
+		ImageTagMutability: string(in.ImageTagMutability), LifecyclePolicy: p.LifecyclePolicy, RepositoryPolicy: p.RepositoryPolicy}
+	if t.Prefix == "" {
+		t.Source = "builtin"
+	} else if i := slices.IndexFunc(cfg.Templates, func(x config.Template) bool { return x.Prefix == t.Prefix }); i >= 0 {
+		t.File, t.Line = cfg.Path, yamlLine(cfg.Path, "templates", i)
+	}
+	for _, f := range in.ImageTagMutabilityExclusionFilters {
+		t.ExclusionFilters = append(t.ExclusionFilters, aws.ToString(f.Filter))
+	}
+	if e := in.EncryptionConfiguration; e != nil {
+		t.EncryptionType, t.KMSKey = string(e.EncryptionType), aws.ToString(e.KmsKey)
+	}
+	if len(in.Tags) > 0 {
+		t.Tags = map[string]string{}
+		for _, tag := range in.Tags {
+			t.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+	}
+	return t
+}
+
+// nativeTemplate reads the settings of ECR's creation template prefix; nil
+// when they cannot be read (the verdict stands without them).
+func nativeTemplate(ctx context.Context, client ECR, prefix string) *Template {
+	out, err := client.DescribeRepositoryCreationTemplates(ctx, &ecr.DescribeRepositoryCreationTemplatesInput{Prefixes: []string{prefix}})
+	if err != nil {
+		return nil
+	}
+	for _, rt := range out.RepositoryCreationTemplates {
+		if strings.TrimSuffix(aws.ToString(rt.Prefix), "/") != prefix {
+			continue
+		}
+		t := &Template{Source: "native", Prefix: prefix, ImageTagMutability: string(rt.ImageTagMutability),
+			LifecyclePolicy: aws.ToString(rt.LifecyclePolicy), RepositoryPolicy: aws.ToString(rt.RepositoryPolicy)}
+		if t.ImageTagMutability == "" {
+			t.ImageTagMutability = string(types.ImageTagMutabilityMutable)
+		}
+		for _, f := range rt.ImageTagMutabilityExclusionFilters {
+			t.ExclusionFilters = append(t.ExclusionFilters, aws.ToString(f.Filter))
+		}
+		t.EncryptionType = string(types.EncryptionTypeAes256)
+		if e := rt.EncryptionConfiguration; e != nil {
+			t.EncryptionType, t.KMSKey = string(e.EncryptionType), aws.ToString(e.KmsKey)
+		}
+		if len(rt.ResourceTags) > 0 {
+			t.Tags = map[string]string{}
+			for _, tag := range rt.ResourceTags {
+				t.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+			}
+		}
+		return t
+	}
+	return nil
+}
