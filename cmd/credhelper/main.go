@@ -16,6 +16,10 @@ func main() {
 	credentials.Name = "docker-credential-ecrgate"
 	credentials.Package = "github.com/ecrgate/ecrgate"
 	credentials.Version = version.Version
+	// version, help and completion need no config: a broken one must not stop them.
+	if code, ok := credhelper.Info(os.Args[1:], os.Stdout); ok {
+		os.Exit(code)
+	}
 	h, closeLog, err := credhelper.FromEnv(os.Environ(), os.Stderr)
 	if err != nil {
 		// Docker shows the helper's stdout when it fails.

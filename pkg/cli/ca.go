@@ -27,7 +27,14 @@ func newCACmd() *cobra.Command {
 certificates from a local CA. The CA's certificate carries X.509 name
 constraints that permit only the Amazon ECR registry domains, so even its key
 cannot vouch for any other site. Its key stays in a 0700 directory
-($XDG_DATA_HOME/ecrgate/ca, default ~/.local/share/ecrgate/ca).`,
+($XDG_DATA_HOME/ecrgate/ca, default ~/.local/share/ecrgate/ca).
+
+Intercept mode needs the CA created once and trusted by Docker for your
+registries: "ecrgate ca init", then "ecrgate ca install".`,
+		Example: `  ecrgate ca init
+  sudo ecrgate ca install --dir ~/.local/share/ecrgate/ca   # dockerd on Linux
+  ecrgate ca install --docker-desktop                       # Docker Desktop; then restart it
+  ecrgate ca show`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newCAInitCmd(), newCAShowCmd(), newCAInstallCmd(), newCAUninstallCmd())
@@ -82,6 +89,9 @@ func newCAShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Print the CA certificate, its fingerprint, validity and name constraints",
+		Long: `Prints the local CA's subject, SHA-256 fingerprint, validity, the ECR domains
+its name constraints permit, and the certs.d files "ecrgate ca install" wrote.
+With --pem it prints only the certificate, to hand to another trust store.`,
 		Example: `  ecrgate ca show
   ecrgate ca show --pem > ecrgate-ca.crt`,
 		Args: cobra.NoArgs,
@@ -166,7 +176,8 @@ exactly the host whose directory holds it (no wildcards) and re-reads the
 directory on every connection, so no restart is needed.
 
 The default certs-dir is /etc/docker/certs.d, which needs root; Docker Desktop
-reads ~/.docker/certs.d (--docker-desktop). What is written is recorded in the
+reads ~/.docker/certs.d (--docker-desktop), copying it into its VM when it
+starts: restart Docker Desktop afterwards. What is written is recorded in the
 CA directory, so "ecrgate ca uninstall" removes exactly those files. Running it
 twice changes nothing.`,
 		Example: `  sudo ecrgate ca install --dir ~/.local/share/ecrgate/ca
@@ -222,7 +233,11 @@ twice changes nothing.`,
 				fmt.Fprintf(out, "nothing to do: Docker already trusts the local CA (%s) for %s\n", ca.Fingerprint(), strings.Join(hosts, ", "))
 			} else {
 				fmt.Fprintf(out, "recorded in %s: \"ecrgate ca uninstall\" removes exactly these files\n", rep.Manifest)
-				fmt.Fprintln(out, "dockerd re-reads certs.d on every connection: no restart needed")
+				if dockerDesktop {
+					fmt.Fprintln(out, "restart Docker Desktop: it copies ~/.docker/certs.d into its VM when it starts")
+				} else {
+					fmt.Fprintln(out, "dockerd re-reads certs.d on every connection: no restart needed")
+				}
 			}
 			if cfg != nil && cfg.Intercept.Hosts == config.InterceptAllECR {
 				fmt.Fprintln(out, "note: intercept.hosts is all-ecr, but Docker trusts a CA per host: install it for every other registry you push to with --registry")

@@ -200,7 +200,7 @@ func TestCAInstallTargets(t *testing.T) {
 	// Docker Desktop: ~/.docker/certs.d.
 	out, err := runCA(t, "install", "--docker-desktop", "--registry", caTestHost)
 	want := filepath.Join(home, ".docker", "certs.d", caTestHost, "ca.crt")
-	if err != nil || !strings.Contains(out, "wrote "+want) {
+	if err != nil || !strings.Contains(out, "wrote "+want) || !strings.Contains(out, "restart Docker Desktop") {
 		t.Fatalf("install --docker-desktop: %v\n%s", err, out)
 	}
 	if _, err := runCA(t, "install", "--docker-desktop", "--certs-dir", home, "--registry", caTestHost); err == nil {

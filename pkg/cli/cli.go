@@ -33,7 +33,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Push to Amazon ECR without creating repositories or logging in first",
 		Long: `ecrgate makes docker push to Amazon ECR just work: a local proxy creates
 missing repositories from a template, and docker-credential-ecrgate hands
-Docker cached ECR tokens.`,
+Docker cached ECR tokens.
+
+Start with "ecrgate config check" and "ecrgate serve"; "ecrgate help <command>"
+shows each command's flags and examples.`,
+		Example: `  ecrgate serve &
+  docker push localhost:5000/team/new-app:1.0
+  ecrgate setup docker --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com
+  ecrgate completion bash > ~/.local/share/bash-completion/completions/ecrgate`,
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -41,6 +48,8 @@ Docker cached ECR tokens.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newCACmd(), newConfigCmd(), newSetupCmd(), newEmulatorCmd())
+	root.AddCommand(newDoctorCmd(), newExplainCmd())
+	addHelpCommands(root) // after every AddCommand
 	return root
 }
 

@@ -17,6 +17,12 @@ func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Inspect ecrgate's configuration file",
+		Long: `ecrgate and docker-credential-ecrgate read one YAML file: --config, else
+$ECRGATE_CONFIG, else $XDG_CONFIG_HOME/ecrgate/config.yaml (by default
+~/.config/ecrgate/config.yaml). Every key is optional; the reference is
+"go doc github.com/ecrgate/ecrgate/pkg/config".`,
+		Example: `  ecrgate config check
+  ECRGATE_CONFIG=./ecrgate.yaml ecrgate config check`,
 	}
 	cmd.AddCommand(newConfigCheckCmd())
 	return cmd

@@ -22,6 +22,11 @@ func newSetupCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Configure other programs to use ecrgate",
+		Long: `Changes other programs' configuration so they use ecrgate, keeping everything
+else in their files and a backup of the old file. Each change can be undone
+with --undo.`,
+		Example: `  ecrgate setup docker --dry-run
+  ecrgate setup docker --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com`,
 	}
 	cmd.AddCommand(newSetupDockerCmd())
 	return cmd

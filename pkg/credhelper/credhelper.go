@@ -159,22 +159,17 @@ func (h *Helper) List() (map[string]string, error) {
 
 // Run is the helper's main: args are os.Args[1:]; it returns the exit code.
 func Run(h *Helper, args []string, stdin io.Reader, stdout io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintf(stdout, "Usage: %s <store|get|erase|list|version>\n", credentials.Name)
-		return 1
+	if code, ok := Info(args, stdout); ok {
+		return code
 	}
-	switch args[0] {
-	case "--version", "-v", "version":
-		_ = credentials.PrintVersion(stdout)
-		return 0
-	case "--help", "-h", "help":
-		fmt.Fprintf(stdout, "Usage: %s <store|get|erase|list|version>\n\n%s\n", credentials.Name, helpText)
-		return 0
+	if len(args) != 1 {
+		fmt.Fprintln(stdout, usage())
+		return 1
 	}
 	switch args[0] {
 	case credentials.ActionStore, credentials.ActionGet, credentials.ActionErase, credentials.ActionList:
 	default:
-		fmt.Fprintf(stdout, "%s: unknown action %q: use store, get, erase, list or version\n", credentials.Name, args[0])
+		fmt.Fprintf(stdout, "%s: unknown action %q: use get, store, erase, list, version, help or completion\n", credentials.Name, args[0])
 		return 1
 	}
 	if err := credentials.HandleCommand(h, args[0], stdin, stdout); err != nil {
@@ -205,9 +200,26 @@ $XDG_CACHE_HOME/ecrgate (default ~/.cache/ecrgate) and refreshed before they
 expire. Per-registry AWS profiles and roles come from ecrgate's config file
 ($XDG_CONFIG_HOME/ecrgate/config.yaml, or ECRGATE_CONFIG).
 
+Actions (Docker runs get, store, erase and list; each reads its input from stdin):
+  get         print {"ServerURL","Username","Secret"} for the registry host on stdin
+  store       accept docker login (ecrgate fetches tokens itself; nothing is stored)
+  erase       drop the cached token of the registry host on stdin (docker logout)
+  list        print the registries that have a cached token
+  version     print the version
+  completion  print a bash, zsh or fish completion script
+
+Examples:
+  echo 123456789012.dkr.ecr.us-east-1.amazonaws.com | docker-credential-ecrgate get
+  docker-credential-ecrgate list
+  echo 123456789012.dkr.ecr.us-east-1.amazonaws.com | docker-credential-ecrgate erase
+  docker-credential-ecrgate completion bash > ~/.local/share/bash-completion/completions/docker-credential-ecrgate
+  docker-credential-ecrgate completion zsh > "${fpath[1]}/_docker-credential-ecrgate"
+  docker-credential-ecrgate completion fish > ~/.config/fish/completions/docker-credential-ecrgate.fish
+
 Environment:
   ECRGATE_CONFIG          config file path
   ECRGATE_DISABLE_CACHE=1 call AWS on every get
   ECRGATE_LOG=PATH        append logs to PATH (never tokens)
   ECRGATE_LOG_LEVEL       debug | info | warn | error (default warn)
+  ECRGATE_FETCHER=PATH    the ecrgate-fetch-token to run on a cache miss
   AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_ECR and the rest of the AWS SDK's variables`

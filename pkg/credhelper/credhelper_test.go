@@ -35,7 +35,7 @@ func setEnv(t *testing.T, env []string) {
 func newHelper(t *testing.T, e *ecrfake.Emulator) (*credhelper.Helper, *bytes.Buffer) {
 	setEnv(t, e.Env())
 	var stderr bytes.Buffer
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // t.TempDir is 0755; the cache refuses that
 	src := ecrauth.New(ecrauth.Options{CacheDir: dir, Env: e.Env()})
 	// As in the binary: the cache first, the SDK-backed source on a miss.
 	tokens := &credhelper.CachedTokens{Cache: tokencache.Cache{Dir: dir}, Env: e.Env(),
