@@ -111,7 +111,7 @@ func TestTokenCachedInMemoryThenFile(t *testing.T) {
 func TestCorruptOrForeignCacheFileIsRewritten(t *testing.T) {
 	e := ecrfake.Start(t, ecrfake.Options{})
 	env := useEmulator(t, e)
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // t.TempDir is 0755; the token cache refuses that
 	s := ecrauth.New(ecrauth.Options{CacheDir: dir, Env: env})
 	if _, err := s.Token(context.Background(), reg); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestRefreshInsideMarginAndNeverExpired(t *testing.T) {
 	env := useEmulator(t, e)
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // t.TempDir is 0755; the token cache refuses that
 	newSource := func() *ecrauth.Source {
 		return ecrauth.New(ecrauth.Options{CacheDir: dir, Env: env, Now: now, Margin: 20 * time.Minute})
 	}
@@ -184,7 +184,7 @@ func TestRefreshInsideMarginAndNeverExpired(t *testing.T) {
 func TestConcurrentSourcesMakeOneCall(t *testing.T) {
 	e := ecrfake.Start(t, ecrfake.Options{Latency: 50 * time.Millisecond})
 	env := useEmulator(t, e)
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // t.TempDir is 0755; the token cache refuses that
 	var wg sync.WaitGroup
 	passwords := make([]string, 50)
 	errs := make([]error, 50)
@@ -366,7 +366,7 @@ func TestAPIEndpointFollowsHost(t *testing.T) {
 func TestECRPublicAndAssumedRole(t *testing.T) {
 	e := ecrfake.Start(t, ecrfake.Options{Accounts: []string{"123456789012", "222222222222"}})
 	env := useEmulator(t, e)
-	s := ecrauth.New(ecrauth.Options{Env: env, CacheDir: t.TempDir(), Identities: func(host string) ecrauth.Identity {
+	s := ecrauth.New(ecrauth.Options{Env: env, CacheDir: filepath.Join(t.TempDir(), "tokens"), Identities: func(host string) ecrauth.Identity {
 		if strings.HasPrefix(host, "222222222222.") {
 			return ecrauth.Identity{RoleARN: "arn:aws:iam::222222222222:role/pusher"}
 		}

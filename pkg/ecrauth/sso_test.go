@@ -63,7 +63,7 @@ sso_registration_scopes = sso:account:access
 func TestSSOSessionProfile(t *testing.T) {
 	e := ecrfake.Start(t, ecrfake.Options{SSOTokens: []string{"sso-access-token"}})
 	env := ssoProfile(t, e, time.Now().Add(8*time.Hour))
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // t.TempDir is 0755; the token cache refuses that
 	tok, err := ecrauth.New(ecrauth.Options{CacheDir: dir, Env: env}).Token(context.Background(), reg)
 	if err != nil {
 		t.Fatalf("sso_session profile: %v", err)

@@ -105,6 +105,11 @@ func listeners(files []*os.File, names []string) (map[string]net.Listener, error
 			ln.Close()
 			errs = append(errs, fmt.Errorf("socket activation: more than one socket is named %q; give each .socket unit its own FileDescriptorName=", name))
 		default:
+			if err := checkAddr(ln.Addr()); err != nil {
+				ln.Close()
+				errs = append(errs, fmt.Errorf("socket activation: the socket named %q %w, and ecrgate serves pushes without authentication of its own: use ListenStream=127.0.0.1:<port> in its .socket unit (ecrgate listens on loopback only)", name, err))
+				continue
+			}
 			out[name] = ln
 		}
 	}
@@ -122,13 +127,45 @@ func listeners(files []*os.File, names []string) (map[string]net.Listener, error
 // used, addr is ignored: the .socket unit decides the address. The error
 // of a failed listen is the *net.OpError, which names the address already
 // ("listen tcp 127.0.0.1:5000: bind: address already in use"; errors.Is
-// finds syscall.EADDRINUSE in it).
+// finds syscall.EADDRINUSE in it). A listener that ends up on an address
+// other than loopback (a name like localhost that resolved elsewhere) is
+// closed and refused: check addr with CheckLoopback first for the clearer
+// error.
 func TCP(ctx context.Context, name, addr string, activated map[string]net.Listener) (net.Listener, error) {
 	if ln, ok := activated[name]; ok && ln != nil {
 		return ln, nil
 	}
 	var lc net.ListenConfig
-	return lc.Listen(ctx, "tcp", addr)
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAddr(ln.Addr()); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen address %q %w, and ecrgate serves pushes there without authentication of its own; listen on 127.0.0.1 (ecrgate listens on loopback only)", addr, err)
+	}
+	return ln, nil
+}
+
+// checkAddr returns an error unless a listener's address is on loopback: a
+// loopback IP, or a Unix socket, which only this machine reaches.
+func checkAddr(a net.Addr) error {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if a.IP.IsLoopback() {
+			return nil
+		}
+		if a.IP.IsUnspecified() {
+			return fmt.Errorf("listens on %s, every network interface", a)
+		}
+		return fmt.Errorf("listens on %s, which is not a loopback address", a)
+	case *net.UnixAddr:
+		return nil
+	case nil:
+		return errors.New("has no address")
+	default:
+		return fmt.Errorf("listens on %s %s, not on loopback TCP", a.Network(), a)
+	}
 }
 
 // CheckLoopback returns an error unless addr (host:port, as in the

@@ -32,7 +32,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -202,8 +201,10 @@ func existsError(dir string) error {
 		dir, filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile))
 }
 
-// Load reads the CA in dir. It refuses a key file that its group or others
-// may read, a certificate that is not a CA, and a key that does not belong to
+// Load reads the CA in dir. It refuses a directory that its group or others
+// may enter, a key file that its group or others may read or that is a
+// symbolic link, a directory or key of another user (unless running as
+// root), a certificate that is not a CA, and a key that does not belong to
 // the certificate; every error says what to do. Only when there is no CA
 // certificate at all does the error wrap fs.ErrNotExist.
 func Load(dir string) (*CA, error) {
@@ -222,20 +223,16 @@ func Load(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the CA certificate: %w", err)
 	}
-	info, err := os.Stat(keyPath)
+	if err := checkPrivateDir(dir); err != nil {
+		return nil, err
+	}
+	err = checkPrivateKey(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Not wrapped: only a missing certificate means "no CA yet".
 		return nil, fmt.Errorf("%s is missing although %s exists: remove %s and run \"ecrgate ca init\" again", keyPath, certPath, certPath)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the CA key: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", keyPath)
-	}
-	if runtime.GOOS != "windows" && info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o, so others may read the CA key: run \"chmod 600 %s\" (and consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
-			keyPath, info.Mode().Perm(), keyPath)
 	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
@@ -357,10 +354,11 @@ func randomSerial() (*big.Int, error) {
 }
 
 // mkdirPrivate creates dir and its parents; dir itself, if created here,
-// gets mode 0700 whatever the umask. An existing dir is left as it is.
+// gets mode 0700 whatever the umask. An existing dir is left as it is, and
+// refused if it is not private (see checkPrivateDir).
 func mkdirPrivate(dir string) error {
 	if _, err := os.Stat(dir); err == nil {
-		return nil
+		return checkPrivateDir(dir)
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("create the CA directory: %w", err)

@@ -23,8 +23,15 @@ import (
 
 // Cache keeps one JSON file per cache key in dir (0700), each file 0600
 // and replaced atomically. A file that does not parse, or belongs to another
-// key, is ignored and later overwritten: never a crash.
+// key, is ignored and later overwritten: never a crash. A directory or file
+// that another user could read or write is refused, never repaired: Read
+// reports a miss (and logs why) and Lock and Write fail with an error that
+// wraps ErrNotPrivate and names the path and the chmod that fixes it.
 type Cache struct{ Dir string }
+
+// ErrNotPrivate is wrapped by the errors for a cache directory or file that
+// other users may read or replace, or that belongs to another user.
+var ErrNotPrivate = errors.New("the token cache is not private to you")
 
 type cacheEntry struct {
 	Key   string `json:"key"`
@@ -42,24 +49,42 @@ func (c Cache) path(key string) string {
 	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".json")
 }
 
+// ensureDir creates the cache directory (0700) if needed and checks that it
+// is private. An existing directory keeps its mode: a loose one is refused,
+// not tightened, since tokens in it may already have been read.
 func (c Cache) ensureDir() error {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return fmt.Errorf("create token cache %s: %w", c.Dir, err)
 	}
-	// MkdirAll keeps an existing directory's mode; tokens need 0700.
-	if err := os.Chmod(c.Dir, 0o700); err != nil {
-		return fmt.Errorf("restrict token cache %s: %w", c.Dir, err)
+	return c.checkDir()
+}
+
+func (c Cache) checkDir() error {
+	if err := checkDir(c.Dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotPrivate, err)
 	}
 	return nil
 }
 
+// readEntry reads one cache file; it does not follow a symbolic link and
+// refuses a file that is not private (wrapping ErrNotPrivate).
 func readEntry(path string) (cacheEntry, error) {
 	var e cacheEntry
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return e, fmt.Errorf("%w: token cache file %s is a symbolic link, not a regular file: remove it (ecrgate writes a new one)", ErrNotPrivate, path)
+		}
 		return e, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return e, err
+	}
+	if err := checkFile(path, st); err != nil {
+		return e, fmt.Errorf("%w: %w", ErrNotPrivate, err)
+	}
 	b := make([]byte, maxCacheFile+1)
 	n, err := f.Read(b)
 	if err != nil {
@@ -74,11 +99,23 @@ func readEntry(path string) (cacheEntry, error) {
 	return e, nil
 }
 
+// Read returns the cached token for key. A missing, unreadable or foreign
+// file is a miss; so is a directory or file that is not private, which is
+// logged as a warning (Lock and Write then fail with the reason).
 func (c Cache) Read(key string, log *slog.Logger) (Token, bool) {
+	if err := c.checkDir(); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("not using the token cache", "err", err)
+		}
+		return Token{}, false
+	}
 	p := c.path(key)
 	e, err := readEntry(p)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, ErrNotPrivate):
+			log.Warn("not using the token cache", "err", err)
+		case !errors.Is(err, os.ErrNotExist):
 			log.Debug("ignoring unreadable token cache file", "file", p, "err", err)
 		}
 		return Token{}, false
@@ -90,6 +127,8 @@ func (c Cache) Read(key string, log *slog.Logger) (Token, bool) {
 	return e.Token, true
 }
 
+// Write replaces key's cache file (0600) atomically. It fails, wrapping
+// ErrNotPrivate, when the directory is not private.
 func (c Cache) Write(key string, t Token) error {
 	if err := c.ensureDir(); err != nil {
 		return err
@@ -101,12 +140,17 @@ func (c Cache) Write(key string, t Token) error {
 	return writeFileAtomic(c.path(key), b, 0o600)
 }
 
-// lock takes the exclusive lock for key, waiting for another holder at most
+// Lock takes the exclusive lock for key, waiting for another holder at most
 // lockTimeout. The lock is released when the returned func is called or the
-// process exits.
+// process exits. It fails, wrapping ErrNotPrivate, when the directory or
+// key's cache file is not private: the caller (ecrauth, which locks before
+// it fetches) then reports that instead of fetching a token into it.
 func (c Cache) Lock(ctx context.Context, key string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
+	}
+	if err := checkExisting(c.path(key)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotPrivate, err)
 	}
 	p := strings.TrimSuffix(c.path(key), ".json") + ".lock"
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
@@ -139,8 +183,17 @@ func (c Cache) Lock(ctx context.Context, key string) (func(), error) {
 	}
 }
 
-func (c Cache) entries(log *slog.Logger) map[string]cacheEntry {
+// entries reads every valid cache file. A directory that is not private
+// yields none and the error; a missing one none and no error.
+func (c Cache) entries(log *slog.Logger) (map[string]cacheEntry, error) {
 	out := map[string]cacheEntry{}
+	if err := c.checkDir(); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return out, nil
+		}
+		log.Warn("not using the token cache", "err", err)
+		return out, err
+	}
 	files, _ := filepath.Glob(filepath.Join(c.Dir, "*.json"))
 	for _, f := range files {
 		e, err := readEntry(f)
@@ -150,20 +203,25 @@ func (c Cache) entries(log *slog.Logger) map[string]cacheEntry {
 		}
 		out[f] = e
 	}
-	return out
+	return out, nil
 }
 
+// All returns every cached token (none when the directory is not private).
 func (c Cache) All(log *slog.Logger) []Token {
 	var out []Token
-	for _, e := range c.entries(log) {
+	entries, _ := c.entries(log)
+	for _, e := range entries {
 		out = append(out, e.Token)
 	}
 	return out
 }
 
+// RemoveRegistry removes host's cached tokens for every identity. It fails,
+// wrapping ErrNotPrivate, when the directory is not private.
 func (c Cache) RemoveRegistry(host string, log *slog.Logger) error {
-	var errs []error
-	for f, e := range c.entries(log) {
+	entries, err := c.entries(log)
+	errs := []error{err}
+	for f, e := range entries {
 		if e.Token.Registry == host {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package localca
+
+import "io/fs"
+
+// fileOwner is unknown where files have no Unix owner.
+func fileOwner(fs.FileInfo) (int, bool) { return 0, false }

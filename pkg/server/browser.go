@@ -1,0 +1,69 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/regerr"
+)
+
+// browserGuard keeps web pages away from the registry-mode listener, which
+// serves loopback without authentication of its own and adds the user's
+// ECR token. A page may send requests to 127.0.0.1 (a POST that creates a
+// repository), and with DNS rebinding read the answers (pull private
+// images) under a name of its own. Registry clients (docker, containerd,
+// skopeo, go-containerregistry) address the proxy by a loopback name and
+// send no Origin or Sec-Fetch-* headers; browsers always send Sec-Fetch-*
+// (and Origin on cross-origin writes). So a request is refused when its
+// Host is not localhost, a loopback address or a local_hosts name, or when
+// it carries those browser headers.
+func browserGuard(cfg *config.Config, next http.Handler) http.Handler {
+	local := map[string]bool{}
+	for h := range cfg.LocalHosts {
+		local[strings.ToLower(h)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		why := ""
+		switch {
+		case r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Site") != "":
+			why = "comes from a web browser"
+		case !localHost(r.Host, local):
+			why = fmt.Sprintf("names host %q, which is not this machine", r.Host)
+		}
+		if why == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		regerr.Serve(w, errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
+			"ecrgate refuses this request: it %s; push to localhost:<port>/<name> (or add the host name to local_hosts:)", why)))
+	})
+}
+
+// localHost reports whether a Host header names this machine: localhost
+// (or a subdomain of it), a loopback address, or a configured local host.
+func localHost(hostport string, local map[string]bool) bool {
+	hp := strings.ToLower(hostport)
+	if local[hp] {
+		return true
+	}
+	h := hp
+	if hh, _, err := net.SplitHostPort(hp); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || local[h] {
+		return true
+	}
+	if i := strings.IndexByte(h, '%'); i >= 0 {
+		h = h[:i]
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
