@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -27,7 +28,69 @@ const (
 	FaultDrop Fault = "drop"
 )
 
-func (f Fault) valid() bool { return f == FaultServerError || f == FaultThrottle || f == FaultDrop }
+// cutPrefix starts the faults FaultCut makes: "cut:<bytes>".
+const cutPrefix = "cut:"
+
+// FaultCut is a connection lost in the middle of a request body: the
+// handler (the registry storing an upload, the control plane reading JSON)
+// gets the first n bytes of the body as usual, then the connection is
+// dropped without an answer, as if the network failed there. A body that
+// ends before n bytes is cut at its end. Its spec form is "cut:<n>".
+func FaultCut(n int64) Fault { return Fault(cutPrefix + strconv.FormatInt(n, 10)) }
+
+// cutAfter returns n for a fault made by FaultCut(n).
+func (f Fault) cutAfter() (int64, bool) {
+	s, ok := strings.CutPrefix(string(f), cutPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+func (f Fault) valid() bool {
+	if _, ok := f.cutAfter(); ok {
+		return true
+	}
+	return f == FaultServerError || f == FaultThrottle || f == FaultDrop
+}
+
+// cutBody makes r's body end the request with a dropped connection once n
+// bytes were read (or at the body's end, if sooner). The handler reading
+// the body is unwound with http.ErrAbortHandler, which net/http answers by
+// closing the connection without a response and without logging.
+func cutBody(r *http.Request, n int64) {
+	body := r.Body
+	if body == nil {
+		body = http.NoBody
+	}
+	r.Body = &cutReader{r: body, left: n}
+}
+
+type cutReader struct {
+	r    io.ReadCloser
+	left int64
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		panic(http.ErrAbortHandler)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if err == io.EOF {
+		panic(http.ErrAbortHandler) // the body ended first: cut at its end
+	}
+	return n, err
+}
+
+func (c *cutReader) Close() error { return c.r.Close() }
 
 // Operation names for the data plane, STS and SSO, so every call can be
 // counted and failed like a control-plane operation (which go by their ECR
@@ -91,7 +154,8 @@ func (f *faults) begin(ctx context.Context, op string) (Fault, error) {
 	return fault, nil
 }
 
-// FailNext makes the next n calls of op fail with fault.
+// FailNext makes the next n calls of op fail with fault (FaultServerError,
+// FaultThrottle, FaultDrop or FaultCut(bytes)).
 func (e *Emulator) FailNext(op string, n int, fault Fault) {
 	e.faults.mu.Lock()
 	defer e.faults.mu.Unlock()
@@ -133,8 +197,9 @@ func (e *Emulator) ResetCalls() {
 	e.faults.mu.Unlock()
 }
 
-// ParseFaultSpec parses "Op=N:fault" (e.g. "CreateRepository=2:throttle"),
-// the form the standalone emulator's --fail flag takes.
+// ParseFaultSpec parses "Op=N:fault" (e.g. "CreateRepository=2:throttle",
+// "Registry.UploadChunk=1:cut:65536"), the form the standalone emulator's
+// --fail flag takes.
 func ParseFaultSpec(s string) (op string, n int, f Fault, err error) {
 	op, rest, ok := strings.Cut(s, "=")
 	if !ok || op == "" {
@@ -150,7 +215,7 @@ func ParseFaultSpec(s string) (op string, n int, f Fault, err error) {
 	}
 	f = Fault(fs)
 	if !f.valid() {
-		return "", 0, "", fmt.Errorf("fault %q: kind %q must be one of 500, throttle, drop", s, fs)
+		return "", 0, "", fmt.Errorf("fault %q: kind %q must be one of 500, throttle, drop, cut:<bytes>", s, fs)
 	}
 	return op, n, f, nil
 }
@@ -162,7 +227,7 @@ const adminPrefix = "/_ecrfake/"
 //
 //	GET  /_ecrfake/calls                      call counts as JSON
 //	POST /_ecrfake/reset                      zero the counts, drop pending faults
-//	POST /_ecrfake/fail?op=X&n=N&fault=F      fail the next N calls of X
+//	POST /_ecrfake/fail?op=X&n=N&fault=F      fail the next N calls of X (F: 500, throttle, drop, cut:<bytes>)
 //	POST /_ecrfake/latency?d=250ms            delay every call
 //	POST /_ecrfake/expire-tokens              expire every issued token
 func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {

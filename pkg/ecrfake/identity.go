@@ -282,6 +282,10 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, op string,
 	if err != nil {
 		return false // the client went away while we waited
 	}
+	if n, ok := f.cutAfter(); ok {
+		cutBody(r, n) // the handler goes on and loses the connection mid-body
+		return true
+	}
 	switch f {
 	case "":
 		return true

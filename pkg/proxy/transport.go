@@ -2,10 +2,155 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
+	"time"
 )
+
+// Timeouts bound how long the proxy waits for an upstream registry that is
+// down or hangs. Nothing bounds a body in transit: a layer streams to ECR,
+// or a blob from it, for as long as it takes (the client's going away ends
+// it).
+type Timeouts struct {
+	// Dial bounds the TCP connection (default 10s).
+	Dial time.Duration
+	// TLSHandshake bounds the TLS handshake (default 10s).
+	TLSHandshake time.Duration
+	// Header bounds the wait for the response headers of a request without
+	// a body other than PUT: the pings, HEADs and GETs, upload starts,
+	// upload status and deletes, which ECR answers at once (default 60s).
+	Header time.Duration
+	// SlowHeader bounds the wait for the response headers once a request
+	// body was sent, and for PUTs: ECR answers the PUT that completes an
+	// upload only after it has checked the whole layer (default 5m).
+	SlowHeader time.Duration
+}
+
+// DefaultTimeouts are the timeouts of `ecrgate serve`.
+var DefaultTimeouts = Timeouts{Dial: 10 * time.Second, TLSHandshake: 10 * time.Second, Header: time.Minute, SlowHeader: 5 * time.Minute}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts
+	if t.Dial <= 0 {
+		t.Dial = d.Dial
+	}
+	if t.TLSHandshake <= 0 {
+		t.TLSHandshake = d.TLSHandshake
+	}
+	if t.Header <= 0 {
+		t.Header = d.Header
+	}
+	if t.SlowHeader <= 0 {
+		t.SlowHeader = d.SlowHeader
+	}
+	return t
+}
+
+// NewTransport returns the transport for upstream registries, bounded by t
+// (zero fields take DefaultTimeouts): dial, TLS handshake and the wait for
+// response headers, never the bodies. proxy.New uses it when
+// Options.Transport is nil.
+func NewTransport(t Timeouts) http.RoundTripper {
+	t = t.withDefaults()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: t.Dial, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = t.TLSHandshake
+	// Counted from the end of the request body, so uploads are not cut.
+	tr.ResponseHeaderTimeout = t.SlowHeader
+	return &headerTimeout{inner: tr, d: t.Header}
+}
+
+// headerTimeout gives requests without a body a shorter wait for response
+// headers than the transport's ResponseHeaderTimeout, which must allow for
+// the PUT that completes an upload.
+type headerTimeout struct {
+	inner *http.Transport
+	d     time.Duration
+}
+
+var _ http.RoundTripper = (*headerTimeout)(nil)
+
+// errNoHeaders ends a request whose upstream sent no response headers in time.
+var errNoHeaders = errors.New("no response headers in time")
+
+func (h *headerTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPut || (req.Body != nil && req.Body != http.NoBody) {
+		resp, err := h.inner.RoundTrip(req)
+		if err != nil && isHeaderTimeout(err) {
+			return nil, &upstreamTimeoutError{host: req.URL.Host, d: h.inner.ResponseHeaderTimeout}
+		}
+		return resp, withAdvice(req.URL.Host, err)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(h.d, func() { cancel(errNoHeaders) })
+	resp, err := h.inner.RoundTrip(req.WithContext(ctx))
+	if !timer.Stop() {
+		// The time ran out, perhaps just as the headers came: the request's
+		// context is gone, so its body could not be read.
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, &upstreamTimeoutError{host: req.URL.Host, d: h.d}
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, withAdvice(req.URL.Host, err)
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	return resp, nil
+}
+
+// withAdvice names the upstream host in err and says what to do about an
+// upstream that cannot be connected to or dropped the connection.
+func withAdvice(host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial": // the dial error names the address
+		return fmt.Errorf("%w; check the network and the registry's endpoint: setting, then retry the push", err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		return fmt.Errorf("upstream %s closed the connection before answering (%w); retry the push", host, err)
+	}
+	return err
+}
+
+func isHeaderTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && strings.Contains(err.Error(), "awaiting response headers")
+}
+
+// upstreamTimeoutError is an upstream that took a connection and did not answer.
+type upstreamTimeoutError struct {
+	host string
+	d    time.Duration
+}
+
+func (e *upstreamTimeoutError) Error() string {
+	return fmt.Sprintf("upstream %s accepted the connection but sent no response headers within %v; check that the registry (or its endpoint: override) is healthy, then retry the push", e.host, e.d)
+}
+
+func (e *upstreamTimeoutError) Timeout() bool { return true }
+
+// cancelOnClose ends a request's context once its response body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
 
 // upstreamTransport adds the proxy's token when the client sent none,
 // refreshes it once on a 401, and re-ensures a repository that vanished

@@ -3,11 +3,13 @@ package repocreate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -58,6 +60,50 @@ const identityRetry = 5 * time.Minute
 // identityTimeout bounds one GetCallerIdentity (with the SDK's retries).
 const identityTimeout = 10 * time.Second
 
+// Retries of one ECR API call by the default clients: throttling
+// (ThrottlingException and the like), 5xx answers and connections that fail
+// or drop are retried by the SDK's standard retryer, at most APIMaxAttempts
+// attempts in all, waiting before retry i (1, 2, …) a random time in
+// [0, min(apiBaseDelay·2^i, apiMaxBackoff)): at most 0.5s, 1s, 2s, 2s, so
+// no more than 5.5s of waiting per call. Then the push gets UNAVAILABLE (see
+// mapError). AWS_MAX_ATTEMPTS or max_attempts in the AWS config file, when
+// set, replace the number of attempts. The SDK's retry quota (a token
+// bucket per client) still applies: when ECR fails for long, retries stop
+// early instead of piling up.
+const (
+	APIMaxAttempts = 5
+	apiBaseDelay   = 250 * time.Millisecond
+	apiMaxBackoff  = 2 * time.Second
+)
+
+// APIMaxRetryWait is the longest an ECR API call can spend waiting between
+// its attempts with the default retry settings.
+var APIMaxRetryWait = func() time.Duration {
+	var total time.Duration
+	for i := 1; i < APIMaxAttempts; i++ {
+		total += min(apiBaseDelay<<i, apiMaxBackoff)
+	}
+	return total
+}()
+
+// apiBackoff is full-jitter exponential backoff, capped at apiMaxBackoff.
+func apiBackoff(attempt int, _ error) (time.Duration, error) {
+	limit := apiMaxBackoff
+	if attempt < 16 {
+		limit = min(apiBaseDelay<<attempt, apiMaxBackoff)
+	}
+	return rand.N(limit), nil
+}
+
+// apiRetryer is the retry policy of the default ECR clients.
+func apiRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = APIMaxAttempts
+		o.MaxBackoff = apiMaxBackoff
+		o.Backoff = retry.BackoffDelayerFunc(apiBackoff)
+	})
+}
+
 func newSDKClients(cfg *config.Config, env []string) *sdkClients {
 	return &sdkClients{cfg: cfg, env: env, m: map[string]*sdkClient{}}
 }
@@ -93,8 +139,10 @@ func (s *sdkClients) client(ctx context.Context, registry string) (*sdkClient, e
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration for %s: %w", reg.Host, err)
 	}
+	withRetries := func(o *ecr.Options) { o.Retryer = apiRetryer() }
 	c := &sdkClient{
-		ecr: ecr.NewFromConfig(awsCfg, awsconf.ECROptions(reg, id, s.env)),
+		// awsCfg.RetryMaxAttempts (AWS_MAX_ATTEMPTS) is applied on top.
+		ecr: ecr.NewFromConfig(awsCfg, awsconf.ECROptions(reg, id, s.env), withRetries),
 		sts: sts.NewFromConfig(awsCfg),
 	}
 	s.m[key] = c

@@ -25,7 +25,8 @@ import (
 const DefaultCacheTTL = 10 * time.Minute
 
 // ensureTimeout bounds one ensure (describe, create, policies) including the
-// SDK's retries. The work is detached from the request that started it, since
+// SDK's retries (each call at most APIMaxAttempts attempts with at most
+// APIMaxRetryWait of waiting between them, with the default clients). The work is detached from the request that started it, since
 // other requests wait for the same result.
 const ensureTimeout = 2 * time.Minute
 

@@ -145,8 +145,16 @@ func mapError(op string, p Plan, identity, cfgName string, err error) errcode.Er
 			key, tmpl, p.Repository, msg, identityOr(identity)))
 
 	case transient(err):
+		// UNAVAILABLE rather than TOOMANYREQUESTS for throttling too:
+		// Docker retries a layer push on the former, not on the latter.
+		tries := "after retries"
+		var ma *retry.MaxAttemptsError
+		if errors.As(err, &ma) {
+			tries = fmt.Sprintf("on all %d attempts", ma.Attempt)
+		}
 		return errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf(
-			"ECR is throttling or unavailable (%s of %q in %s failed after retries: %s); retry the push", op, p.Repository, p.Registry, shortError(err)))
+			"ECR is throttling or unavailable (%s of %q in %s failed %s: %s); retry the push in a minute",
+			op, p.Repository, p.Registry, tries, shortError(err)))
 	}
 	return errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
 		"ECR %s of %q in %s failed: %s", op, p.Repository, p.Registry, shortError(err)))
@@ -167,6 +175,10 @@ func shortError(err error) string {
 			return code
 		}
 		return code + ": " + msg
+	}
+	var send *smithyhttp.RequestSendError
+	if errors.As(err, &send) && send.Err != nil {
+		return "request not answered: " + send.Err.Error()
 	}
 	return err.Error()
 }
