@@ -37,9 +37,17 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
 
-# Short fuzzing pass over every parser (go test -fuzz runs one target at a time).
+# Short fuzzing pass over every fuzz target in the tree, FUZZTIME each
+# (go test -fuzz runs one target at a time). Not part of `make test`; plain
+# `go test` runs the seed corpora only.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./pkg/ecrhost
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg cmd | sort); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$t ./$$(dirname $$f) ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+		done; \
+	done
 
 install: build
 	install -d $(DESTDIR)$(BINDIR)

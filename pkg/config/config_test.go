@@ -852,6 +852,19 @@ func FuzzParse(f *testing.F) {
 		"routes: [{prefix: p/, registry: " + acct2 + "}]\n",
 		"? [a]\n: b\n",
 		"---\n---\n",
+		// Hostile input: an alias bomb, deep nesting, control bytes, CR/LF
+		// in keys and values, unicode look-alikes, a tab indent, huge scalars.
+		"a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nallow: *d\n",
+		strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+		"allow: [\"team/*\\x00\"]\ndeny: [\"a\\r\\nb\"]\n",
+		"listen: \"127.0.0.1:5000\\r\\nX-Injected: 1\"\n",
+		"default_registry: 123456789012.dkr.ecr.us-east-1.amаzonaws.com\n",
+		"templates:\n\t- prefix: team\n",
+		"templates:\n  - prefix: \"../..\"\n  - prefix: \"team//app\"\n  - prefix: \"Team\"\n",
+		"routes: [{prefix: \"\", registry: \"\"}]\n",
+		"log_level: " + strings.Repeat("x", 1<<16) + "\n",
+		"\xef\xbb\xbflisten: 127.0.0.1:5000\n",
+		"listen: 127.0.0.1:5000\x00\n",
 	} {
 		f.Add([]byte(s))
 	}

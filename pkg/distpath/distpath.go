@@ -48,14 +48,15 @@ func (r Route) Creates() bool { return r.Op == UploadStart || r.Op == ManifestPu
 
 // cut returns the repository name and the rest when path is
 // /v2/<name><sep><rest>, taking the last sep (names may contain the API's
-// own words), with rest holding no '/'.
+// own words), with rest holding no '/' and being no dot segment.
 func cut(path, sep string) (name, rest string, ok bool) {
 	i := strings.LastIndex(path, sep)
 	if i <= len("/v2") || !strings.HasPrefix(path, "/v2/") {
 		return "", "", false
 	}
 	name, rest = path[len("/v2/"):i], path[i+len(sep):]
-	if name == "" || strings.Contains(rest, "/") {
+	// A dot segment is no reference: upstream it would change the path.
+	if name == "" || strings.Contains(rest, "/") || rest == "." || rest == ".." {
 		return "", "", false
 	}
 	return name, rest, true
@@ -74,6 +75,11 @@ func Parse(method, path string) Route {
 	}
 	if name, ref, ok := cut(path, "/blobs/uploads/"); ok {
 		if ref == "" {
+			if method != http.MethodPost {
+				// Only a POST starts an upload; a GET or HEAD here must
+				// never count as a write that creates a repository.
+				return Route{Op: Unknown}
+			}
 			return Route{Op: UploadStart, Name: name, Write: true}
 		}
 		op := pick(method, map[string]Op{http.MethodPatch: UploadChunk, http.MethodPut: UploadComplete, http.MethodDelete: UploadCancel}, UploadStatus)

@@ -357,6 +357,16 @@ func FuzzParse(f *testing.F) {
 	for _, d := range domains {
 		f.Add(acct + "." + d)
 	}
+	// Hostile hosts: header injection, control bytes, unicode look-alikes,
+	// traversal, user info, very long labels.
+	for _, s := range []string{"", "..", "%2e%2e", acct + ".dkr.ecr.us-east-1.amazonaws.com\r\nX-Injected: 1",
+		acct + ".dkr.ecr.us-east-1.amazonaws.com\x00.evil.example", acct + ".dkr.ecr.us-east-1.amazonaws.com.evil.example",
+		acct + ".dkr.ecr.us-east-1.amazonaws.com@evil.example", "evil.example/" + acct + ".dkr.ecr.us-east-1.amazonaws.com",
+		acct + ".dkr.ecr.us-east-1.amаzonaws.com", acct + ".dkr.ecr.us-east-1.amazonaws.com:99999", acct + ".dkr.ecr.us-east-1.amazonaws.com:-1",
+		"[::1]:5000", strings.Repeat("1", 300) + ".dkr.ecr.us-east-1.amazonaws.com", acct + ".dkr.ecr." + strings.Repeat("us-east-1", 64) + ".amazonaws.com",
+		"https://" + acct + ".dkr.ecr.us-east-1.amazonaws.com/../../v2/", "HTTP://" + acct + ".DKR.ECR.US-EAST-1.AMAZONAWS.COM.", "public.ecr.aws\n"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := Parse(s)
 		if err != nil {

@@ -1,6 +1,7 @@
 package ecrname
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -59,16 +60,31 @@ func TestValidateTag(t *testing.T) {
 }
 
 func FuzzValidateRepository(f *testing.F) {
-	for _, s := range []string{"team/app", "a", "A/b", "a//b", "a__b", "a-.b"} {
+	for _, s := range []string{"team/app", "a", "A/b", "a//b", "a__b", "a-.b",
+		// Hostile names a client may send (see pkg/proxy/badinput_test.go).
+		"..", "a/../b", "a/./b", "%2e%2e", "a%2Fb", strings.Repeat("a", 257), strings.Repeat("a", 256), "a/", "/a",
+		"ünïcödé/app", "app\x00", "a\r\nX-Injected: 1", "a\tb", "a b", "a/b/../../../etc", "a...b", "a..b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		err := ValidateRepository(s)
-		if err == nil && (len(s) < MinNameLen || len(s) > MaxNameLen || strings.ToLower(s) != s) {
+		if err != nil {
+			e, ok := err.(*Error)
+			if !ok || e.Reason == "" || e.Value != s {
+				t.Fatalf("ValidateRepository(%q) = %#v: want an *Error with the value and a reason", s, err)
+			}
+			return
+		}
+		if len(s) < MinNameLen || len(s) > MaxNameLen || strings.ToLower(s) != s {
 			t.Fatalf("accepted %q", s)
 		}
-		if err != nil && err.(*Error).Reason == "" {
-			t.Fatalf("no reason for %q", s)
+		// The proxy relies on this: an accepted name has no empty or dot
+		// segment and nothing a URL path would percent-encode, so a name
+		// that arrives encoded was encoded to get past the rules.
+		for _, c := range strings.Split(s, "/") {
+			if c == "" || c == "." || c == ".." || url.PathEscape(c) != c || strings.Trim(c, "._-") != c {
+				t.Fatalf("accepted %q with path component %q", s, c)
+			}
 		}
 	})
 }

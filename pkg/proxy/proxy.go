@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/distpath"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+	"github.com/ecrgate/ecrgate/pkg/ecrname"
 	"github.com/ecrgate/ecrgate/pkg/regerr"
 )
 
@@ -60,11 +63,12 @@ type Options struct {
 	// they should be errcode.Error values.
 	Resolve func(host, name string) (Target, error)
 	// AnswerPing answers GET /v2/ itself (registry mode): Docker then sends
-	// no credentials and the proxy uses its own token for every request.
+	// no credentials and the proxy uses its own token for every request;
+	// an Authorization header a client sends anyway is dropped.
 	AnswerPing bool
 	Ensurer    Ensurer
 	Tokens     Tokens
-	// Transport reaches the upstream (default: a clone of http.DefaultTransport).
+	// Transport reaches the upstream (default: NewTransport(DefaultTimeouts)).
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	Metrics   *Metrics
@@ -85,7 +89,7 @@ func New(o Options) (*Proxy, error) {
 		return nil, errors.New("proxy: Resolve, Ensurer and Tokens are required")
 	}
 	if o.Transport == nil {
-		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		o.Transport = NewTransport(DefaultTimeouts)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -133,14 +137,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = in
 	}
+	var refused error // an error the proxy itself answered with
 	defer func() {
 		d := time.Since(start)
 		p.opts.Metrics.observe(string(route.Op), sw.code(), d, in.n, sw.n)
-		p.log.Debug("request", "method", r.Method, "path", r.URL.Path, "op", route.Op, "status", sw.code(),
-			"bytes_in", in.n, "bytes_out", sw.n, "duration", d)
+		attrs := []any{"method", r.Method, "path", logPath(r.URL.Path), "op", route.Op, "status", sw.code(),
+			"bytes_in", in.n, "bytes_out", sw.n, "duration", d}
+		if refused == nil {
+			p.log.Debug("request", attrs...)
+			return
+		}
+		// One line per refusal: what the client sent (quoted by the
+		// handler, so hostile bytes cannot forge lines) and the code.
+		code, msg := errInfo(refused)
+		p.log.Info("request refused", append(attrs, "err.code", code, "err.message", msg)...)
 	}()
 	w = sw
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	refuse := func(err error) {
+		refused = err
+		serveError(w, err)
+	}
 
 	switch route.Op {
 	case distpath.Base:
@@ -150,16 +167,31 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case distpath.Catalog:
-		serveError(w, errcode.ErrorCodeUnsupported.WithMessage("ECR has no catalog API; list repositories with aws ecr describe-repositories"))
+		refuse(errcode.ErrorCodeUnsupported.WithMessage("ECR has no catalog API; list repositories with aws ecr describe-repositories"))
 		return
 	case distpath.Unknown:
-		serveError(w, errcode.ErrorCodeUnsupported.WithMessage(fmt.Sprintf("%s %s is not part of the registry API", r.Method, r.URL.Path)))
+		refuse(errcode.ErrorCodeUnsupported.WithMessage(fmt.Sprintf("%s %q is not part of the registry API", r.Method, logPath(r.URL.Path))))
 		return
 	}
 	target, err := p.opts.Resolve(r.Host, route.Name)
 	if err != nil {
-		serveError(w, err)
+		refuse(err)
 		return
+	}
+	if route.Name != "" {
+		// Every request, reads included: a name ECR would refuse never
+		// reaches the upstream.
+		if err := ecrname.ValidateRepository(target.Repository); err != nil {
+			refuse(nameInvalid(route.Name, target, err))
+			return
+		}
+		if !strings.HasPrefix(r.URL.EscapedPath(), "/v2/"+route.Name+"/") {
+			// Valid names hold nothing a client needs to percent-encode:
+			// an encoded one (a%2Fb) tries to get past the rules.
+			refuse(errcode.ErrorCodeNameInvalid.WithMessage(fmt.Sprintf("invalid repository name in %q: a repository name is never percent-encoded",
+				logPath(r.URL.EscapedPath()))))
+			return
+		}
 	}
 	c := &call{route: route, target: target, clientName: route.Name, clientHost: r.Host, scheme: "http", start: start}
 	if r.TLS != nil {
@@ -168,21 +200,60 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route.Name != "" {
 		c.suffix = strings.TrimPrefix(r.URL.Path, "/v2/"+route.Name)
 	}
+	if route.Op == distpath.ManifestPut {
+		// Before the ensure: a manifest ECR refuses creates no repository.
+		if err := bufferManifest(r); err != nil {
+			refuse(err)
+			return
+		}
+	}
 	if route.Creates() {
 		if err := p.opts.Ensurer.Ensure(r.Context(), target.Registry, target.Repository); err != nil {
 			p.opts.Metrics.Ensures.WithLabelValues("error").Inc()
-			serveError(w, err)
+			refuse(err)
 			return
 		}
 		p.opts.Metrics.Ensures.WithLabelValues("ok").Inc()
 	}
-	if route.Op == distpath.ManifestPut {
-		if err := bufferManifest(r); err != nil {
-			serveError(w, err)
-			return
-		}
-	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
+}
+
+// nameInvalid is the NAME_INVALID answer for a client name whose target
+// name breaks ECR's rules.
+func nameInvalid(clientName string, t Target, err error) error {
+	reason := err.Error()
+	var ne *ecrname.Error
+	if errors.As(err, &ne) {
+		reason = ne.Reason
+	}
+	if t.Repository != clientName {
+		return errcode.ErrorCodeNameInvalid.WithMessage(fmt.Sprintf("invalid repository name %q (%q in %s): %s",
+			logPath(clientName), logPath(t.Repository), t.Registry, reason))
+	}
+	return errcode.ErrorCodeNameInvalid.WithMessage(fmt.Sprintf("invalid repository name %q: %s", logPath(clientName), reason))
+}
+
+// logPath shortens what a client sent for logs and messages; names are at
+// most 256 characters, so nothing useful is lost.
+func logPath(s string) string {
+	const max = 512
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
+
+// errInfo returns the registry error code and message of err.
+func errInfo(err error) (code, msg string) {
+	var ec errcode.Error
+	if errors.As(err, &ec) {
+		return ec.Code.String(), ec.Message
+	}
+	var c errcode.ErrorCode
+	if errors.As(err, &c) {
+		return c.String(), c.Message()
+	}
+	return errcode.ErrorCodeUnknown.String(), err.Error()
 }
 
 // bufferManifest reads a manifest (at most MaxManifestSize) so the request
@@ -197,6 +268,11 @@ func bufferManifest(r *http.Request) error {
 	}
 	if len(b) > MaxManifestSize {
 		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest exceeds ECR's limit of %d bytes", MaxManifestSize))
+	}
+	if !json.Valid(b) {
+		// Every manifest format ECR takes is JSON; a short or garbled
+		// body (a Content-Length that lies) is refused here.
+		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest of %d bytes is not JSON", len(b)))
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	r.ContentLength = int64(len(b))
@@ -218,11 +294,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.URL.Path = pr.In.URL.Path
 	}
 	out.URL.RawPath = ""
+	if p.opts.AnswerPing {
+		// Registry mode: the upstream sees the proxy's own token only,
+		// never credentials a client made up.
+		out.Header.Del("Authorization")
+	}
 	if c.route.Op == distpath.UploadStart {
 		q := out.URL.Query()
 		if from := q.Get("from"); from != "" {
 			ft, err := p.opts.Resolve(c.clientHost, from)
-			if err == nil && ft.Registry == c.target.Registry {
+			if err == nil && ft.Registry == c.target.Registry && ecrname.ValidateRepository(ft.Repository) == nil {
 				q.Set("from", ft.Repository)
 			} else {
 				// A mount across registries cannot work; a plain upload can.
@@ -254,7 +335,46 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode >= 500 {
 		p.opts.Metrics.UpstreamErrors.WithLabelValues("status_5xx").Inc()
 	}
+	if resp.StatusCode >= 400 && resp.Request.Method != http.MethodHead {
+		p.checkErrorBody(resp, c)
+	}
 	return nil
+}
+
+// checkErrorBody replaces an upstream error body that is not a registry
+// error (an HTML page from a load balancer, truncated JSON) with one, keeping
+// the status, so the client shows a message instead of a parse failure.
+func (p *Proxy) checkErrorBody(resp *http.Response, c *call) {
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return // compressed: not ours to judge
+	}
+	body := peek(resp)
+	if len(body) >= maxErrorPeek {
+		return // too long to judge; pass it on
+	}
+	var e struct {
+		Errors []struct{ Code string } `json:"errors"`
+	}
+	if json.Unmarshal(body, &e) == nil && len(e.Errors) > 0 && e.Errors[0].Code != "" {
+		return
+	}
+	shown := string(body)
+	if len(shown) > 200 {
+		shown = shown[:200] + "…"
+	}
+	p.opts.Metrics.UpstreamErrors.WithLabelValues("bad_error_body").Inc()
+	p.log.Warn("upstream error is not a registry error", "registry", c.target.Registry, "op", c.route.Op,
+		"status", resp.StatusCode, "body", shown)
+	b, err := json.Marshal(errcode.Errors{errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
+		"%s answered %d %s with a body that is not a registry error: %q", c.target.Registry, resp.StatusCode, http.StatusText(resp.StatusCode), shown))})
+	if err != nil {
+		return
+	}
+	drain(resp)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.Header.Set("Content-Type", "application/json; charset=utf-8")
 }
 
 func (p *Proxy) rewriteURL(raw string, c *call) string {
