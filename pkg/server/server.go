@@ -43,7 +43,9 @@ type Options struct {
 	Stopping func()
 	// ShutdownTimeout bounds the wait for in-flight requests (default 5 min).
 	ShutdownTimeout time.Duration
-	// Transport reaches the upstream registries (default: Go's default transport).
+	// Transport reaches the upstream registries (default:
+	// proxy.NewTransport(proxy.DefaultTimeouts), which bounds dial, TLS
+	// handshake and the wait for response headers, never a body in transit).
 	Transport http.RoundTripper
 	// CADir holds the local CA for intercept mode (default localca.DefaultDir);
 	// without a CA there, intercept mode is off.
@@ -53,16 +55,22 @@ type Options struct {
 	InterceptReady func(net.Addr)
 }
 
-// Resolver maps registry-mode names to upstream targets by the config.
+// Resolver maps registry-mode names to upstream targets by the config: a
+// name qualified with a registry of the config (<registry host>/<repo>, what
+// a containerd hosts.toml host with override_path sends) goes to that
+// registry; any other by routes and default_registry.
 func Resolver(cfg *config.Config) func(host, name string) (proxy.Target, error) {
 	where := cfg.Path
 	if where == "" {
 		where = "the config file"
 	}
 	upstreams := upstreamCache(cfg)
+	qualified := qualifiedNames(cfg)
 	return func(_, name string) (proxy.Target, error) {
 		registry, repo := cfg.DefaultRegistry, name
-		if name != "" {
+		if reg, rest, ok := qualified(name); ok {
+			registry, repo = reg, rest
+		} else if name != "" {
 			registry, repo = cfg.RegistryFor(name)
 		}
 		if registry == "" {
@@ -141,7 +149,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	regSrv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	reg, err := newNSRouter(cfg, base, p, log)
+	if err != nil {
+		return err
+	}
+	regSrv := &http.Server{Handler: browserGuard(cfg, reg), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", metrics.Handler())
