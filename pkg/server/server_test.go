@@ -322,17 +322,30 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	resp, err = http.Get("http://" + f.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`ecrgate_requests_total{code="201",op="Registry.ManifestPut"} 1`,
-		`ecrgate_repositories_created_total{how="ecrgate",registry="` + registry + `"} 1`, "ecrgate_request_duration_seconds_bucket", "ecrgate_request_bytes_total"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
+	wants := []string{`ecrgate_requests_total{code="201",op="Registry.ManifestPut"} 1`,
+		`ecrgate_repositories_created_total{how="ecrgate",registry="` + registry + `"} 1`, "ecrgate_request_duration_seconds_bucket", "ecrgate_request_bytes_total"}
+	// A request is counted just after its response is written, so the
+	// client can be a moment ahead of the counter: wait for it, boundedly.
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err = http.Get("http://" + f.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, m := range missing {
+		t.Errorf("metrics lack %s", m)
 	}
 }
 
