@@ -29,7 +29,7 @@ creation templates with CREATE_ON_PUSH), STS and the SSO portal.
 It prints the environment a client needs (AWS_ENDPOINT_URL_ECR and friends)
 and runs until interrupted. Test controls live under /_ecrfake/:
   GET  /_ecrfake/calls                      call counts per operation
-  POST /_ecrfake/fail?op=CreateRepository&n=2&fault=throttle|500|drop
+  POST /_ecrfake/fail?op=CreateRepository&n=2&fault=throttle|500|drop|cut:<bytes>
   POST /_ecrfake/latency?d=250ms
   POST /_ecrfake/expire-tokens
   POST /_ecrfake/reset`,
@@ -87,7 +87,7 @@ and runs until interrupted. Test controls live under /_ecrfake/:
 	f.StringVar(&storage, "storage", "", "directory to keep images and state in (default: memory)")
 	f.StringVar(&envFile, "env-file", "", "also write the export lines to this file (mode 0600)")
 	f.DurationVar(&latency, "latency", 0, "delay every call by this much, like a real AWS round trip")
-	f.StringArrayVar(&faults, "fail", nil, "fail the next N calls of an operation: Operation=N:500|throttle|drop (repeatable)")
+	f.StringArrayVar(&faults, "fail", nil, "fail the next N calls of an operation: Operation=N:500|throttle|drop|cut:<bytes> (cut: drop the connection after that many body bytes; repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug logs every request")
 	f.BoolVar(&blobRedirect, "blob-redirect", false, "answer blob downloads with a redirect to a presigned URL on a second local port, as ECR redirects to S3")
 	return cmd
