@@ -2,9 +2,9 @@ package localca
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
-	"runtime"
+
+	"github.com/ecrgate/ecrgate/pkg/private"
 )
 
 // euid is the user the CA must belong to. A variable so that tests, which
@@ -12,9 +12,8 @@ import (
 var euid = os.Geteuid
 
 // The CA directory and key are refused, never repaired, when another user
-// could read or replace them: a key that was readable may be stolen, and a
-// key or certificate another user could write may be theirs. The errors name
-// the path and the command that fixes it.
+// could read or replace them (pkg/private). The errors name the path and
+// the command that fixes it.
 
 // checkPrivateDir returns an error unless dir is a directory of the current
 // user (any owner when running as root, e.g. "sudo ecrgate ca install --dir
@@ -24,20 +23,18 @@ func checkPrivateDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("the CA directory %s: %w", dir, err)
 	}
-	if !st.IsDir() {
-		return fmt.Errorf("the CA directory %s is not a directory", dir)
-	}
-	if runtime.GOOS == "windows" {
+	p := private.Dir(dir, st, euid())
+	if p == nil {
 		return nil
 	}
-	if err := checkOwner(dir, st); err != nil {
-		return err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	switch p.Kind {
+	case private.NotDir:
+		return fmt.Errorf("the CA directory %s is not a directory", dir)
+	case private.OpenMode:
 		return fmt.Errorf("the CA directory %s has mode %04o, so other users may read or replace the CA key, and ecrgate refuses to use it: run \"chmod 700 %s\" (and if others may have read %s, consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
-			dir, perm, dir, KeyFile)
+			dir, p.Mode, dir, KeyFile)
 	}
-	return nil
+	return ownerError(p)
 }
 
 // checkPrivateKey returns an error unless path (not followed if it is a
@@ -48,33 +45,22 @@ func checkPrivateKey(path string) error {
 	if err != nil {
 		return err
 	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (a symbolic link or other): remove the CA files and run \"ecrgate ca init\" again", path)
-	}
-	if runtime.GOOS == "windows" {
+	p := private.File(path, st, euid())
+	if p == nil {
 		return nil
 	}
-	if err := checkOwner(path, st); err != nil {
-		return err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	switch p.Kind {
+	case private.Symlink, private.NotRegular:
+		return fmt.Errorf("%s is not a regular file (a symbolic link or other): remove the CA files and run \"ecrgate ca init\" again", path)
+	case private.OpenMode:
 		return fmt.Errorf("%s has mode %04o, so others may read the CA key: run \"chmod 600 %s\" (and consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
-			path, perm, path)
+			path, p.Mode, path)
 	}
-	return nil
+	return ownerError(p)
 }
 
-// checkOwner refuses a path that belongs to another user, unless the
-// process runs as root.
-func checkOwner(path string, st fs.FileInfo) error {
-	owner, ok := fileOwner(st)
-	if !ok {
-		return nil
-	}
-	uid := euid()
-	if uid == 0 || owner == uid {
-		return nil
-	}
+// ownerError words a path that belongs to another user.
+func ownerError(p *private.Problem) error {
 	return fmt.Errorf("%s belongs to user id %d, not to you (user id %d), and ecrgate refuses to use a CA another user could have replaced: remove it, or run \"chown -R %d %s\" if it is yours",
-		path, owner, uid, uid, path)
+		p.Path, p.Owner, p.User, p.User, p.Path)
 }

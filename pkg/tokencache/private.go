@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
+
+	"github.com/ecrgate/ecrgate/pkg/private"
 )
 
 // euid is the user the cache must belong to. A variable so that tests, which
@@ -12,9 +13,8 @@ import (
 var euid = os.Geteuid
 
 // The cache refuses, rather than repairs, a directory or file that another
-// user could read or replace: a token that was readable may already be
-// stolen, and a token another user could write may be theirs. Each error
-// names the path and the command that fixes it.
+// user could read or replace (pkg/private). Each error names the path and
+// the command that fixes it.
 
 // checkDir returns an error unless dir is a directory that belongs to the
 // current user (any owner when running as root, which can read it anyway)
@@ -24,51 +24,43 @@ func checkDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("token cache %s: %w", dir, err)
 	}
-	if !st.IsDir() {
+	p := private.Dir(dir, st, euid())
+	if p == nil {
+		return nil
+	}
+	switch p.Kind {
+	case private.NotDir:
 		return fmt.Errorf("token cache %s is not a directory: remove it (ecrgate creates the directory itself)", dir)
-	}
-	if err := checkOwner(dir, st); err != nil {
-		return err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	case private.OpenMode:
 		return fmt.Errorf("token cache directory %s has mode %04o, so other users may read or replace your registry tokens, and ecrgate refuses to use it: run \"chmod 700 %s\" (and \"docker logout\" each ECR registry if others may have read a token)",
-			dir, perm, dir)
+			dir, p.Mode, dir)
 	}
-	return nil
+	return ownerError(p)
 }
 
 // checkFile returns an error unless st (from Lstat or an open file) is a
 // regular file of the current user that its group and others cannot read.
 func checkFile(path string, st fs.FileInfo) error {
-	if st.Mode()&fs.ModeSymlink != 0 {
+	p := private.File(path, st, euid())
+	if p == nil {
+		return nil
+	}
+	switch p.Kind {
+	case private.Symlink:
 		return fmt.Errorf("token cache file %s is a symbolic link, not a regular file: remove it (ecrgate writes a new one)", path)
-	}
-	if !st.Mode().IsRegular() {
+	case private.NotRegular:
 		return fmt.Errorf("token cache file %s is not a regular file: remove it (ecrgate writes a new one)", path)
-	}
-	if err := checkOwner(path, st); err != nil {
-		return err
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	case private.OpenMode:
 		return fmt.Errorf("token cache file %s has mode %04o, so other users may read or replace a registry token, and ecrgate refuses to use it: run \"chmod 600 %s\" or remove it",
-			path, perm, path)
+			path, p.Mode, path)
 	}
-	return nil
+	return ownerError(p)
 }
 
-// checkOwner refuses a path that belongs to another user, unless the
-// process runs as root.
-func checkOwner(path string, st fs.FileInfo) error {
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	uid := euid()
-	if uid == 0 || int(sys.Uid) == uid {
-		return nil
-	}
+// ownerError words a path that belongs to another user.
+func ownerError(p *private.Problem) error {
 	return fmt.Errorf("token cache %s belongs to user id %d, not to you (user id %d), and ecrgate refuses to use it: remove it, or run \"chown -R %d %s\" if it is yours",
-		path, sys.Uid, uid, uid, path)
+		p.Path, p.Owner, p.User, p.User, p.Path)
 }
 
 // checkExisting checks the cache file at path if there is one.

@@ -1,6 +1,6 @@
 //go:build unix
 
-package localca
+package private
 
 import (
 	"io/fs"
