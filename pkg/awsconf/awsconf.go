@@ -90,12 +90,7 @@ func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Optio
 // Public) API somewhere else, in which case FIPS and dual-stack endpoint
 // selection must not be combined with it (the SDK refuses both at once).
 func EndpointOverridden(reg ecrhost.Registry, id Identity, env []string) bool {
-	e := tokencache.EnvMap(env)
-	svc := e["AWS_ENDPOINT_URL_ECR"]
-	if reg.Public {
-		svc = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
-	}
-	return id.APIEndpoint != "" || svc != "" || e["AWS_ENDPOINT_URL"] != ""
+	return tokencache.Endpoint(reg.Host, id, tokencache.EnvMap(env)) != ""
 }
 
 // SessionName names assumed-role sessions after the local user, so

@@ -84,13 +84,7 @@ func For(host string, id tokencache.Identity, env map[string]string) (*Request, 
 	if why := sharedConfigMatters(env); why != "" {
 		return nil, why
 	}
-	endpoint := id.APIEndpoint
-	if endpoint == "" {
-		endpoint = env["AWS_ENDPOINT_URL_ECR"]
-	}
-	if endpoint == "" {
-		endpoint = env["AWS_ENDPOINT_URL"]
-	}
+	endpoint := tokencache.Endpoint(reg.Host, id, env)
 	if endpoint == "" {
 		endpoint = reg.APIEndpoint()
 	}

@@ -71,17 +71,25 @@ func Key(host string, id Identity, env []string) string {
 	default:
 		who = "profile=default"
 	}
-	endpoint := id.APIEndpoint
-	if endpoint == "" {
-		endpoint = e["AWS_ENDPOINT_URL_ECR"]
-		if host == "public.ecr.aws" {
-			endpoint = e["AWS_ENDPOINT_URL_ECR_PUBLIC"]
-		}
+	return strings.Join([]string{"v1", host, who, "role=" + id.RoleARN, "endpoint=" + Endpoint(host, id, e)}, "|")
+}
+
+// Endpoint is the ECR API endpoint the user set for host, in the AWS SDK's
+// order: the registry's api_endpoint in the ecrgate config, then
+// AWS_ENDPOINT_URL_ECR (AWS_ENDPOINT_URL_ECR_PUBLIC for public.ecr.aws),
+// then AWS_ENDPOINT_URL. "" means the SDK's default for the host.
+func Endpoint(host string, id Identity, env map[string]string) string {
+	if id.APIEndpoint != "" {
+		return id.APIEndpoint
 	}
-	if endpoint == "" {
-		endpoint = e["AWS_ENDPOINT_URL"]
+	svc := "AWS_ENDPOINT_URL_ECR"
+	if host == "public.ecr.aws" {
+		svc = "AWS_ENDPOINT_URL_ECR_PUBLIC"
 	}
-	return strings.Join([]string{"v1", host, who, "role=" + id.RoleARN, "endpoint=" + endpoint}, "|")
+	if v := env[svc]; v != "" {
+		return v
+	}
+	return env["AWS_ENDPOINT_URL"]
 }
 
 func envMap(env []string) map[string]string {
