@@ -595,20 +595,7 @@ func opPutLifecyclePolicy(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if err := validateLifecyclePolicy(in.LifecyclePolicyText); err != nil {
-		return nil, err
-	}
-	c.e.st.mu.Lock()
-	defer c.e.st.mu.Unlock()
-	reg, r, err := c.lookupRepo(in.repoRef)
-	if err != nil {
-		return nil, err
-	}
-	r.LifecyclePolicy = in.LifecyclePolicyText
-	if err := c.e.st.save(); err != nil {
-		return nil, err
-	}
-	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "lifecyclePolicyText": r.LifecyclePolicy}, nil
+	return lifecyclePolicy.put(c, in.repoRef, in.LifecyclePolicyText)
 }
 
 func validateLifecyclePolicy(text string) error {
@@ -646,35 +633,41 @@ func opSetRepositoryPolicy(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if err := validateRepositoryPolicy(in.PolicyText); err != nil {
+	return repositoryPolicy.put(c, in.repoRef, in.PolicyText)
+}
+
+// repoPolicy is one of a repository's two policy texts, as its Put, Get
+// and Delete operations see it.
+type repoPolicy struct {
+	text     func(*repository) *string
+	key      string // field of the answer: lifecyclePolicyText or policyText
+	missing  string // exception when there is none
+	what     string // for the message
+	validate func(string) error
+}
+
+var (
+	lifecyclePolicy  = repoPolicy{func(r *repository) *string { return &r.LifecyclePolicy }, "lifecyclePolicyText", "LifecyclePolicyNotFoundException", "Lifecycle policy", validateLifecyclePolicy}
+	repositoryPolicy = repoPolicy{func(r *repository) *string { return &r.Policy }, "policyText", "RepositoryPolicyNotFoundException", "Repository policy", validateRepositoryPolicy}
+)
+
+// put validates and stores the policy text under one lock.
+func (p repoPolicy) put(c *call, ref repoRef, text string) (any, error) {
+	if err := p.validate(text); err != nil {
 		return nil, err
 	}
 	c.e.st.mu.Lock()
 	defer c.e.st.mu.Unlock()
-	reg, r, err := c.lookupRepo(in.repoRef)
+	reg, r, err := c.lookupRepo(ref)
 	if err != nil {
 		return nil, err
 	}
-	r.Policy = in.PolicyText
+	*p.text(r) = text
 	if err := c.e.st.save(); err != nil {
 		return nil, err
 	}
-	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "policyText": r.Policy}, nil
+	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, p.key: text}, nil
 }
-
-// repoPolicy is one of a repository's two policy texts, as its Get and
-// Delete operations see it.
-type repoPolicy struct {
-	text    func(*repository) *string
-	key     string // field of the answer: lifecyclePolicyText or policyText
-	missing string // exception when there is none
-	what    string // for the message
-}
-
-var (
-	lifecyclePolicy  = repoPolicy{func(r *repository) *string { return &r.LifecyclePolicy }, "lifecyclePolicyText", "LifecyclePolicyNotFoundException", "Lifecycle policy"}
-	repositoryPolicy = repoPolicy{func(r *repository) *string { return &r.Policy }, "policyText", "RepositoryPolicyNotFoundException", "Repository policy"}
-)
 
 // answer returns the policy (and, with remove, deletes it) under one lock.
 func (p repoPolicy) answer(c *call, remove bool) (any, error) {
