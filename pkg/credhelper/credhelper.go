@@ -1,10 +1,12 @@
 // Package credhelper is docker-credential-ecrgate: the Docker credential
 // helper protocol (docker-credential-helpers) on top of ecrauth.
 //
-// get answers for every host ecrhost accepts and for local proxy hosts
-// mapped to an ECR registry (localhost:5000 → the default registry); any
-// other host gets the library's "credentials not found" so Docker falls
-// back to its own store. store and erase succeed, so `docker login` and
+// get answers for every host ecrhost accepts; any other host, local proxy
+// hosts included, gets the library's "credentials not found" so Docker
+// falls back to its own store. Registry mode (localhost:5000) never asks
+// for credentials, since ecrgate answers /v2/ itself: a token handed out
+// for a loopback host could only reach whatever else listens on that port
+// while ecrgate is stopped (another local user). store and erase succeed, so `docker login` and
 // `docker logout` against ECR hosts just work (erase also drops the cached
 // token). stdout belongs to the protocol; logs go to stderr or ECRGATE_LOG.
 package credhelper
@@ -22,6 +24,7 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/listen"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
@@ -39,8 +42,11 @@ type Tokens interface {
 // Helper implements credentials.Helper.
 type Helper struct {
 	Tokens Tokens
-	// LocalHosts maps local proxy hosts (e.g. "localhost:5000") to the ECR
-	// registry host whose token they need.
+	// LocalHosts are the registry-mode proxy hosts of the config
+	// (local_hosts: keys, e.g. "host.docker.internal:5000"). Like every
+	// loopback host they get no token: ecrgate answers their /v2/ itself,
+	// so Docker never needs one, and a token sent there would go to
+	// whoever listens on the port when ecrgate does not.
 	LocalHosts map[string]string
 	Log        *slog.Logger
 	// Stderr receives the one-sentence explanation of a failure.
@@ -71,11 +77,24 @@ func looksLikeECR(host string) bool {
 	return strings.Contains(host, ".dkr.ecr") || strings.Contains(host, ".dkr-ecr") || strings.HasSuffix(host, "ecr.aws")
 }
 
-// target resolves the registry whose token serves host.
+// errLocalHost is a target() answer for a local proxy host: credentials
+// not found, so Docker pushes without any, which registry mode expects.
+var errLocalHost = credentials.NewErrCredentialsNotFound()
+
+// isLocal reports whether host is a registry-mode proxy host: loopback, or
+// a local_hosts: name.
+func (h *Helper) isLocal(host string) bool {
+	_, ok := h.LocalHosts[host]
+	return ok || listen.IsLoopbackHost(host)
+}
+
+// target resolves the registry whose token serves host. Only a host that
+// ecrhost accepts reaches the token source: a local proxy host or any
+// other host gets credentials-not-found, and a malformed ECR host an error.
 func (h *Helper) target(serverURL string) (string, error) {
 	host := normalizeHost(serverURL)
-	if reg, ok := h.LocalHosts[host]; ok {
-		return reg, nil
+	if h.isLocal(host) {
+		return "", errLocalHost
 	}
 	reg, err := ecrhost.Parse(host)
 	if err != nil {
@@ -92,7 +111,9 @@ func (h *Helper) Get(serverURL string) (string, string, error) {
 	start := time.Now()
 	reg, err := h.target(serverURL)
 	if err != nil {
-		if !credentials.IsErrCredentialsNotFound(err) {
+		if err == errLocalHost {
+			h.Log.Debug("no token for a local proxy host: ecrgate's registry mode needs none", "server", serverURL)
+		} else if !credentials.IsErrCredentialsNotFound(err) {
 			h.explain(serverURL, err)
 		}
 		return "", "", err
@@ -120,6 +141,9 @@ func (h *Helper) explain(serverURL string, err error) {
 // Add is called by `docker login`: ecrgate fetches ECR tokens itself, so
 // there is nothing to store; succeeding keeps docker login working.
 func (h *Helper) Add(c *credentials.Credentials) error {
+	if host := normalizeHost(c.ServerURL); h.isLocal(host) {
+		return fmt.Errorf("%s is a local ecrgate proxy host, which needs no login: remove it from credHelpers in Docker's config.json (ecrgate setup docker does)", host)
+	}
 	if _, err := h.target(c.ServerURL); err != nil {
 		if credentials.IsErrCredentialsNotFound(err) {
 			return fmt.Errorf("docker-credential-ecrgate only serves Amazon ECR registries; remove %q from credHelpers in Docker's config.json", normalizeHost(c.ServerURL))
@@ -142,17 +166,12 @@ func (h *Helper) Delete(serverURL string) error {
 	return h.Tokens.Forget(reg)
 }
 
-// List returns the hosts with a cached, unexpired token (and the local
-// proxy hosts that map to them), each with username AWS.
+// List returns the registries with a cached, unexpired token, each with
+// username AWS.
 func (h *Helper) List() (map[string]string, error) {
 	out := map[string]string{}
 	for _, t := range h.Tokens.Cached() {
 		out[t.Registry] = t.Username
-		for local, reg := range h.LocalHosts {
-			if reg == t.Registry {
-				out[local] = t.Username
-			}
-		}
 	}
 	return out, nil
 }

@@ -211,3 +211,23 @@ func getenv(env []string, name string) string {
 	v, _ := lookupEnv(env, name)
 	return v
 }
+
+// IsLoopbackHost reports whether host, or host:port, as it appears in an
+// image name or a Host header, names this machine: localhost or a name
+// under .localhost (RFC 6761), or an address in 127.0.0.0/8 or ::1
+// (bracketed or not, with or without a zone).
+func IsLoopbackHost(hostport string) bool {
+	h := strings.ToLower(strings.TrimSpace(hostport))
+	if hh, _, err := net.SplitHostPort(h); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	if i := strings.IndexByte(h, '%'); i >= 0 {
+		h = h[:i]
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
+}

@@ -89,3 +89,33 @@ func TestActivatedSocketMustBeLoopback(t *testing.T) {
 	}
 	got["registry"].Close()
 }
+
+func TestIsLoopbackHost(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want bool
+	}{
+		{"localhost", true},
+		{"localhost:5000", true},
+		{"LOCALHOST.:5000", true},
+		{"registry.localhost:5000", true},
+		{"127.0.0.1", true},
+		{"127.0.0.1:5000", true},
+		{"127.1.2.3:80", true},
+		{"[::1]:5000", true},
+		{"::1", true},
+		{"[::ffff:127.0.0.1]:5000", true},
+		{"[fe80::1%lo]:5000", false},
+		{"host.docker.internal:5000", false},
+		{"localhost.example.com:5000", false},
+		{"mylocalhost:5000", false},
+		{"10.0.0.1:5000", false},
+		{"0.0.0.0:5000", false},
+		{"123456789012.dkr.ecr.us-east-1.amazonaws.com", false},
+		{"", false},
+	} {
+		if got := IsLoopbackHost(tc.host); got != tc.want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", tc.host, got, tc.want)
+		}
+	}
+}
