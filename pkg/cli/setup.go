@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/dockerconfig"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/listen"
 )
 
 // helperName is the credHelpers value: Docker runs docker-credential-<name>.
@@ -45,7 +47,12 @@ func newSetupDockerCmd() *cobra.Command {
 		Long: `Adds credHelpers entries to Docker's config.json ($DOCKER_CONFIG/config.json,
 default ~/.docker/config.json) so Docker asks docker-credential-ecrgate for
 the tokens of the given registries, or, without --registry, of every registry
-in ecrgate's config (default_registry, routes, registries, local_hosts).
+in ecrgate's config (default_registry, routes, registries).
+
+Local proxy hosts (localhost:5000, local_hosts:) get no entry: ecrgate's
+registry mode answers them without credentials, and a token Docker sent
+there would reach whatever listens on that port while ecrgate does not.
+Entries for them that an earlier ecrgate wrote are removed.
 
 Every other key of config.json is kept byte for byte; the old file is
 backed up next to it; running it twice changes nothing. --undo removes the
@@ -56,7 +63,7 @@ entries again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env := os.Environ()
-			hosts, err := setupHosts(registries, configPath, env)
+			hosts, local, err := setupHosts(registries, configPath, env)
 			if err != nil {
 				return err
 			}
@@ -66,9 +73,11 @@ entries again.`,
 			}
 			var plan *dockerconfig.Plan
 			if undo {
-				plan, err = dockerconfig.PlanRemoveCredHelpers(path, helperName, hosts)
+				plan, err = dockerconfig.PlanRemoveCredHelpers(path, helperName, append(hosts, local...))
 			} else {
-				plan, err = dockerconfig.PlanCredHelpers(path, helperName, hosts)
+				plan, err = dockerconfig.PlanCredHelpersDropping(path, helperName, hosts, func(h string) bool {
+					return listen.IsLoopbackHost(h) || slices.Contains(local, h)
+				})
 			}
 			if err != nil {
 				return err
@@ -110,54 +119,51 @@ entries again.`,
 }
 
 // setupHosts returns the registry hosts to set up: the flags, else every
-// registry the config names.
-func setupHosts(flags []string, configPath string, env []string) ([]string, error) {
+// registry the config names; and the config's local proxy hosts, which get
+// no entry.
+func setupHosts(flags []string, configPath string, env []string) (hosts, local []string, err error) {
+	cfg, err := config.Load(configPath, env)
+	if err != nil && len(flags) == 0 {
+		return nil, nil, err
+	}
+	if err == nil {
+		for h := range cfg.LocalHosts {
+			local = append(local, strings.ToLower(h))
+		}
+		sort.Strings(local)
+	}
 	if len(flags) > 0 {
+		// The flags name the registries; the config, when there is one,
+		// only names the local hosts whose old entries go.
 		var errs []error
 		for _, h := range flags {
-			if _, err := ecrhost.Parse(h); err != nil && !isLocalHost(h) {
-				errs = append(errs, fmt.Errorf("--registry %s: %w", h, err))
+			n, _ := dockerconfig.NormalizeHost(h)
+			switch {
+			case listen.IsLoopbackHost(n) || slices.Contains(local, n):
+				errs = append(errs, fmt.Errorf("--registry %s is a local ecrgate proxy host: it needs no credential helper (registry mode answers without credentials, and a token sent there could reach whatever else listens on that port); give ECR registry hosts only", h))
+			default:
+				if _, err := ecrhost.Parse(h); err != nil {
+					errs = append(errs, fmt.Errorf("--registry %s: %w", h, err))
+				}
 			}
 		}
-		return flags, errors.Join(errs...)
-	}
-	cfg, err := config.Load(configPath, env)
-	if err != nil {
-		return nil, err
+		return flags, local, errors.Join(errs...)
 	}
 	set := map[string]bool{}
-	if cfg.DefaultRegistry != "" {
-		set[cfg.DefaultRegistry] = true
-	}
-	for _, r := range cfg.Routes {
-		set[r.Registry] = true
-	}
-	for _, r := range cfg.Registries {
-		set[r.Host] = true
-	}
-	for local := range cfg.LocalHosts {
-		set[local] = true
+	for _, h := range cfg.RegistryHosts() {
+		set[h] = true
 	}
 	if len(set) == 0 {
 		where := cfg.Path
 		if where == "" {
 			where = config.DefaultPath(env) + " (not found)"
 		}
-		return nil, fmt.Errorf("no registries to set up: pass --registry <account>.dkr.ecr.<region>.amazonaws.com, or set default_registry in %s", where)
+		return nil, nil, fmt.Errorf("no registries to set up: pass --registry <account>.dkr.ecr.<region>.amazonaws.com, or set default_registry in %s", where)
 	}
-	hosts := make([]string, 0, len(set))
+	hosts = make([]string, 0, len(set))
 	for h := range set {
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
-	return hosts, nil
-}
-
-// isLocalHost reports whether h is a loopback proxy host such as localhost:5000.
-func isLocalHost(h string) bool {
-	host := strings.ToLower(h)
-	if i := strings.LastIndex(host, ":"); i > 0 {
-		host = host[:i]
-	}
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "[::1]"
+	return hosts, local, nil
 }

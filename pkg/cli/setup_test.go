@@ -76,13 +76,19 @@ func TestSetupDockerFromConfigAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
-	for _, h := range []string{acct, "222222222222.dkr.ecr.eu-west-1.amazonaws.com", "localhost:5000"} {
+	for _, h := range []string{acct, "222222222222.dkr.ecr.eu-west-1.amazonaws.com"} {
 		if !strings.Contains(string(b), `"`+h+`": "ecrgate"`) {
 			t.Errorf("config.json lacks %s:\n%s", h, b)
 		}
 	}
+	if strings.Contains(string(b), "localhost") || strings.Contains(string(b), "127.0.0.1") {
+		t.Errorf("config.json names a local proxy host:\n%s", b)
+	}
 	if st, _ := os.Stat(filepath.Join(dir, "config.json")); st.Mode().Perm() != 0o600 {
 		t.Errorf("new config.json mode %v", st.Mode().Perm())
+	}
+	if _, _, err := execute(t, "setup", "docker", "--registry", "localhost:5000"); err == nil || !strings.Contains(err.Error(), "needs no credential helper") {
+		t.Errorf("--registry localhost:5000: %v", err)
 	}
 
 	_, _, err := execute(t, "setup", "docker", "--registry", "123456789012.dkr.ecr.us-eas-1.amazonaws.com")
@@ -94,5 +100,40 @@ func TestSetupDockerFromConfigAndErrors(t *testing.T) {
 	_, _, err = execute(t, "setup", "docker")
 	if err == nil || !strings.Contains(err.Error(), "no registries to set up") {
 		t.Errorf("nothing configured: %v", err)
+	}
+}
+
+// B1 of issue 11: local proxy hosts get no credHelpers entry, and the ones
+// an earlier ecrgate wrote are removed; another helper's entry stays.
+func TestSetupDockerRemovesLocalHostEntries(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", dir)
+	cfg := filepath.Join(dir, "ecrgate.yaml")
+	if err := os.WriteFile(cfg, []byte("default_registry: "+acct+"\nlocal_hosts:\n  \"host.docker.internal:5000\": "+acct+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ECRGATE_CONFIG", cfg)
+	path := filepath.Join(dir, "config.json")
+	old := `{"credHelpers": {"localhost:5000": "ecrgate", "127.0.0.1:5000": "ecrgate", "host.docker.internal:5000": "ecrgate", "localhost:6000": "other", "` + acct + `": "ecrgate"}}`
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := execute(t, "setup", "docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"localhost:5000", "127.0.0.1:5000", "host.docker.internal:5000"} {
+		if !strings.Contains(out, `remove credHelpers["`+h+`"]`) {
+			t.Errorf("output does not report removing %s:\n%s", h, out)
+		}
+	}
+	var got struct{ CredHelpers map[string]string }
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{acct: "ecrgate", "localhost:6000": "other"}
+	if len(got.CredHelpers) != len(want) || got.CredHelpers[acct] != "ecrgate" || got.CredHelpers["localhost:6000"] != "other" {
+		t.Errorf("credHelpers = %v, want %v", got.CredHelpers, want)
 	}
 }

@@ -130,14 +130,23 @@ type Plan struct {
 // A file that is not valid JSON gives an error naming the file, line and
 // column; the file is never touched while planning.
 func PlanCredHelpers(path, helper string, hosts []string) (*Plan, error) {
-	return plan(path, helper, hosts, func(helpers map[string]string, host string) (Change, bool) {
+	return PlanCredHelpersDropping(path, helper, hosts, nil)
+}
+
+// PlanCredHelpersDropping is PlanCredHelpers that also removes every entry
+// mapped to helper whose host drop reports true (entries an earlier
+// version wrote that must go, such as local proxy hosts), unless the host
+// is one of hosts.
+func PlanCredHelpersDropping(path, helper string, hosts []string, drop func(host string) bool) (*Plan, error) {
+	p, err := plan(path, helper, hosts, func(helpers map[string]string, host string) (Change, bool) {
 		old, ok := helpers[host]
 		if ok && old == helper {
 			return Change{}, false
 		}
 		helpers[host] = helper
 		return Change{Host: host, Old: old, New: helper}, true
-	})
+	}, drop)
+	return p, err
 }
 
 // PlanRemoveCredHelpers computes what removing credHelpers[host] would do for
@@ -152,7 +161,7 @@ func PlanRemoveCredHelpers(path, helper string, hosts []string) (*Plan, error) {
 		}
 		delete(helpers, host)
 		return Change{Host: host, Old: old}, true
-	})
+	}, nil)
 }
 
 // NormalizeHost turns a registry as users write it into the key Docker looks
@@ -195,7 +204,7 @@ func checkHelper(helper string) error {
 // edit applies one host's edit to helpers and reports the change, if any.
 type edit func(helpers map[string]string, host string) (Change, bool)
 
-func plan(path, helper string, hosts []string, fn edit) (*Plan, error) {
+func plan(path, helper string, hosts []string, fn edit, drop func(host string) bool) (*Plan, error) {
 	if path == "" {
 		return nil, errors.New("cannot locate the docker config file; set DOCKER_CONFIG or HOME")
 	}
@@ -239,6 +248,15 @@ func plan(path, helper string, hosts []string, fn edit) (*Plan, error) {
 		if c, ok := fn(next, h); ok {
 			p.Changes = append(p.Changes, c)
 		}
+	}
+	if drop != nil {
+		for _, h := range slices.Sorted(maps.Keys(next)) {
+			if next[h] == helper && drop(h) && !slices.Contains(norm, h) {
+				delete(next, h)
+				p.Changes = append(p.Changes, Change{Host: h, Old: helper})
+			}
+		}
+		slices.SortFunc(p.Changes, func(a, b Change) int { return strings.Compare(a.Host, b.Host) })
 	}
 	if len(p.Changes) == 0 {
 		p.After = p.Before

@@ -273,7 +273,10 @@ func TestCrossAccount(t *testing.T) {
 func TestDockerConfig(t *testing.T) {
 	f := setup(t, "")
 	m := f.run(t)
-	want(t, m, "docker credHelpers", doctor.Warn, "does not exist", reg, "localhost:"+portOf(t, f.yaml), "ecrgate setup docker")
+	want(t, m, "docker credHelpers", doctor.Warn, "does not exist", reg, "ecrgate setup docker")
+	if d := m["docker credHelpers"].Detail; strings.Contains(d, "localhost") || strings.Contains(d, "127.0.0.1") {
+		t.Errorf("doctor asks for a credHelpers entry for a local proxy host: %s", d)
+	}
 
 	write := func(s string) {
 		t.Helper()
@@ -285,13 +288,17 @@ func TestDockerConfig(t *testing.T) {
 		}
 	}
 	write(`{"credHelpers": {"` + reg + `": "ecr-login"}}`)
-	want(t, f.run(t), "docker credHelpers", doctor.Warn, "uses docker-credential-ecr-login", "no credHelpers entry for")
+	want(t, f.run(t), "docker credHelpers", doctor.Warn, "uses docker-credential-ecr-login", "will not ask docker-credential-ecrgate")
 
 	helpers := map[string]string{}
 	for _, h := range []string{reg, "127.0.0.1:" + portOf(t, f.yaml), "localhost:" + portOf(t, f.yaml)} {
 		helpers[h] = "ecrgate"
 	}
 	b, _ := json.Marshal(map[string]any{"auths": map[string]any{}, "credHelpers": helpers})
+	write(string(b))
+	// B1 of issue 11: entries an earlier ecrgate wrote for local proxy hosts.
+	want(t, f.run(t), "docker credHelpers", doctor.Warn, "local proxy hosts", "127.0.0.1:"+portOf(t, f.yaml), "ecrgate setup docker")
+	b, _ = json.Marshal(map[string]any{"auths": map[string]any{}, "credHelpers": map[string]string{reg: "ecrgate"}})
 	write(string(b))
 	want(t, f.run(t), "docker credHelpers", doctor.OK, reg)
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/dockerconfig"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/listen"
 	"github.com/ecrgate/ecrgate/pkg/localca"
 )
 
@@ -36,14 +37,23 @@ func getenv(env []string, name string) string {
 }
 
 // dockerHosts are the credHelpers keys ecrgate setup docker writes: every
-// registry of the config and the local proxy hosts.
+// registry of the config, never a local proxy host.
 func (d *doctor) dockerHosts() []string {
-	hosts := d.cfg.RegistryHosts()
-	for local := range d.cfg.LocalHosts {
-		hosts = append(hosts, strings.ToLower(local))
+	return d.cfg.RegistryHosts()
+}
+
+// isLocalProxyHost reports whether a credHelpers key is a local proxy host,
+// for which setup docker writes no entry (and removes an old one).
+func (d *doctor) isLocalProxyHost(h string) bool {
+	if listen.IsLoopbackHost(h) {
+		return true
 	}
-	slices.Sort(hosts)
-	return slices.Compact(hosts)
+	for local := range d.cfg.LocalHosts {
+		if strings.EqualFold(local, h) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *doctor) checkDockerConfig(context.Context) Result {
@@ -55,18 +65,21 @@ func (d *doctor) checkDockerConfig(context.Context) Result {
 	if path == "" {
 		return Result{Status: Fail, Detail: "cannot locate Docker's config.json: neither DOCKER_CONFIG nor HOME is set", Fix: "set HOME or DOCKER_CONFIG"}
 	}
-	plan, err := dockerconfig.PlanCredHelpers(path, helperName, hosts)
+	plan, err := dockerconfig.PlanCredHelpersDropping(path, helperName, hosts, d.isLocalProxyHost)
 	if err != nil {
 		return Result{Status: Fail, Detail: err.Error(), Fix: "fix " + path + " (Docker cannot read it either), then run ecrgate setup docker"}
 	}
 	if len(plan.Changes) == 0 {
 		return Result{Status: OK, Detail: fmt.Sprintf("%s: credHelpers use ecrgate for %s", path, strings.Join(hosts, ", "))}
 	}
-	var missing, others []string
+	var missing, others, stale []string
 	for _, c := range plan.Changes {
-		if c.Old == "" {
+		switch {
+		case c.Old == "":
 			missing = append(missing, c.Host)
-		} else {
+		case c.New == "":
+			stale = append(stale, c.Host)
+		default:
 			others = append(others, fmt.Sprintf("%s (uses docker-credential-%s)", c.Host, c.Old))
 		}
 	}
@@ -80,8 +93,14 @@ func (d *doctor) checkDockerConfig(context.Context) Result {
 	if len(others) > 0 {
 		parts = append(parts, "another helper for "+strings.Join(others, ", "))
 	}
-	return Result{Status: Warn, Detail: strings.Join(parts, "; ") + ": Docker will not ask docker-credential-ecrgate for these hosts' tokens",
-		Fix: "ecrgate setup docker"}
+	if len(missing)+len(others) > 0 {
+		parts[len(parts)-1] += ": Docker will not ask docker-credential-ecrgate for these hosts' tokens"
+	}
+	if len(stale) > 0 {
+		parts = append(parts, "credHelpers entries for local proxy hosts "+strings.Join(stale, ", ")+
+			" (an earlier ecrgate wrote them; the helper now gives no token there, since registry mode needs none)")
+	}
+	return Result{Status: Warn, Detail: strings.Join(parts, "; "), Fix: "ecrgate setup docker"}
 }
 
 func (d *doctor) checkHelperOnPath(context.Context) Result {
