@@ -55,9 +55,10 @@ type Options struct {
 	Intercept func(host string) bool
 	// TLSConfig serves intercepted hosts; it needs GetCertificate (minting
 	// for the SNI name, pkg/localca) or Certificates. It is cloned per
-	// connection: ALPN is limited to http/1.1, an empty SNI is answered as
-	// the CONNECT host, and an SNI other than the CONNECT host fails the
-	// handshake.
+	// connection: ALPN is limited to http/1.1, and a ClientHello without
+	// SNI, or with an SNI other than the CONNECT host, fails the handshake
+	// before any certificate is asked for (registry clients always send the
+	// host name they connect to).
 	TLSConfig *tls.Config
 	// Handler serves decrypted requests. They arrive with r.TLS set, r.Host
 	// and r.URL.Host = the CONNECT host (without :443), r.URL.Scheme
@@ -314,9 +315,7 @@ func (s *Server) tlsConfigFor(host string) *tls.Config {
 			case host:
 				return get(hello)
 			case "":
-				h := *hello
-				h.ServerName = host
-				return get(&h)
+				return nil, fmt.Errorf("intercept: the TLS client sent no server name (SNI) for CONNECT host %q; connect by host name", host)
 			default:
 				return nil, fmt.Errorf("intercept: TLS server name %q is not the CONNECT host %q", hello.ServerName, host)
 			}

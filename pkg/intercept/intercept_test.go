@@ -376,8 +376,8 @@ func TestInterceptTLSHandshake(t *testing.T) {
 	}{
 		{"ClientHello sent with the CONNECT", ecrHost + ":443", &tls.Config{ServerName: ecrHost, RootCAs: ca.pool}, false},
 		{"upper-case CONNECT host", strings.ToUpper(ecrHost) + ":443", &tls.Config{ServerName: ecrHost, RootCAs: ca.pool}, false},
-		// No SNI: answered as the CONNECT host. Verified by hand below.
-		{"no SNI", ecrHost + ":443", &tls.Config{InsecureSkipVerify: true, VerifyConnection: verifyECR}, false},
+		// No SNI: no certificate at all, as SECURITY.md says.
+		{"no SNI", ecrHost + ":443", &tls.Config{InsecureSkipVerify: true, VerifyConnection: verifyECR}, true},
 		{"SNI is not the CONNECT host", ecrHost + ":443", &tls.Config{ServerName: "999999999999.dkr.ecr.us-east-1.amazonaws.com", RootCAs: ca.pool}, true},
 	}
 	for _, tc := range tests {

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/listen"
 	"github.com/ecrgate/ecrgate/pkg/regerr"
 )
 
@@ -24,18 +24,9 @@ import (
 // Host is not localhost, a loopback address or a local_hosts name, or when
 // it carries those browser headers.
 func browserGuard(cfg *config.Config, next http.Handler) http.Handler {
-	local := map[string]bool{}
-	for h := range cfg.LocalHosts {
-		local[strings.ToLower(h)] = true
-	}
+	refusal := pageGuard(cfg)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		why := ""
-		switch {
-		case r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Site") != "":
-			why = "comes from a web browser"
-		case !localHost(r.Host, local):
-			why = fmt.Sprintf("names host %q, which is not this machine", r.Host)
-		}
+		why := refusal(r)
 		if why == "" {
 			next.ServeHTTP(w, r)
 			return
@@ -44,6 +35,38 @@ func browserGuard(cfg *config.Config, next http.Handler) http.Handler {
 		regerr.Serve(w, errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
 			"ecrgate refuses this request: it %s; push to localhost:<port>/<name> (or add the host name to local_hosts:)", why)))
 	})
+}
+
+// adminGuard applies the same rule to the admin listener: /metrics names
+// accounts, regions and activity, which a rebinding page must not read.
+func adminGuard(cfg *config.Config, next http.Handler) http.Handler {
+	refusal := pageGuard(cfg)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := refusal(r); why != "" {
+			http.Error(w, "ecrgate refuses this request: it "+why+"; ask for http://127.0.0.1:<admin port>/ instead", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageGuard returns the check both listeners make: why a request must be
+// refused as coming from a web page or naming a host that is not this
+// machine, or "" to let it through.
+func pageGuard(cfg *config.Config) func(r *http.Request) string {
+	local := map[string]bool{}
+	for h := range cfg.LocalHosts {
+		local[strings.ToLower(h)] = true
+	}
+	return func(r *http.Request) string {
+		switch {
+		case r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Site") != "":
+			return "comes from a web browser"
+		case !localHost(r.Host, local):
+			return fmt.Sprintf("names host %q, which is not this machine", r.Host)
+		}
+		return ""
+	}
 }
 
 // localHost reports whether a Host header names this machine: localhost
@@ -57,13 +80,5 @@ func localHost(hostport string, local map[string]bool) bool {
 	if hh, _, err := net.SplitHostPort(hp); err == nil {
 		h = hh
 	}
-	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") || local[h] {
-		return true
-	}
-	if i := strings.IndexByte(h, '%'); i >= 0 {
-		h = h[:i]
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
+	return local[h] || listen.IsLoopbackHost(hp)
 }

@@ -28,6 +28,17 @@ import (
 // DefaultShutdownTimeout is how long in-flight pushes get after a stop signal.
 const DefaultShutdownTimeout = 5 * time.Minute
 
+// DefaultIdleTimeout is how long the registry and admin listeners keep an
+// idle keep-alive connection: long enough for the pause between a push's
+// requests, short enough that idle connections cannot pile up.
+const DefaultIdleTimeout = 30 * time.Second
+
+// Header timeouts: how long a client may take to send a request's headers.
+const (
+	registryHeaderTimeout = 30 * time.Second
+	adminHeaderTimeout    = 10 * time.Second
+)
+
 // Options configure Run.
 type Options struct {
 	Config *config.Config
@@ -43,6 +54,9 @@ type Options struct {
 	Stopping func()
 	// ShutdownTimeout bounds the wait for in-flight requests (default 5 min).
 	ShutdownTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections on the registry and
+	// admin listeners (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 	// Transport reaches the upstream registries (default:
 	// proxy.NewTransport(proxy.DefaultTimeouts), which bounds dial, TLS
 	// handshake and the wait for response headers, never a body in transit).
@@ -116,6 +130,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	regLn, err := openListener(ctx, "registry", "listen", cfg.Listen, o.Listeners)
 	if err != nil {
 		return err
@@ -153,11 +170,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	regSrv := &http.Server{Handler: browserGuard(cfg, reg), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	regSrv := &http.Server{Handler: browserGuard(cfg, reg), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", metrics.Handler())
-	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: adminGuard(cfg, mux), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
 	errc := make(chan error, 3)
 	ictx, stopIntercept := context.WithCancel(ctx)
