@@ -111,7 +111,9 @@ type badFixture struct {
 	logs    *badLog
 	panics  *badLog       // net/http's own log: a panic in a handler lands here
 	read    *atomic.Int64 // request body bytes the handler read, reset per request
-	mkProxy func(answerPing bool) http.Handler
+	mkProxy func(mode proxy.Mode) http.Handler
+	// base are the options of mkProxy's proxies, for tests that need others.
+	base proxy.Options
 	// logMissed: a log line was missing once; look no longer than needed.
 	logMissed bool
 }
@@ -153,9 +155,12 @@ func badStart(t *testing.T) *badFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ens.Close() })
-	f := &badFixture{e: e, front: front, logs: logs, panics: &badLog{}, read: &atomic.Int64{}}
-	f.mkProxy = func(answerPing bool) http.Handler {
-		p, err := proxy.New(proxy.Options{Resolve: server.Resolver(cfg), AnswerPing: answerPing, Ensurer: ens, Tokens: tokens, Logger: logger})
+	f := &badFixture{e: e, front: front, logs: logs, panics: &badLog{}, read: &atomic.Int64{},
+		base: proxy.Options{Resolve: server.Resolver(cfg), Ensurer: ens, Tokens: tokens, Logger: logger}}
+	f.mkProxy = func(mode proxy.Mode) http.Handler {
+		o := f.base
+		o.Mode, o.AnswerPing = mode, mode == proxy.RegistryMode
+		p, err := proxy.New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +172,7 @@ func badStart(t *testing.T) *badFixture {
 			p.ServeHTTP(w, r)
 		})
 	}
-	srv := httptest.NewUnstartedServer(f.mkProxy(true))
+	srv := httptest.NewUnstartedServer(f.mkProxy(proxy.RegistryMode))
 	srv.Config.ErrorLog = log.New(f.panics, "", 0)
 	srv.Start()
 	t.Cleanup(func() {
@@ -597,9 +602,9 @@ func TestClientAuthorizationAndHopByHop(t *testing.T) {
 		}
 	}
 
-	// Intercept mode (the proxy does not answer the ping): the client's
-	// own credentials go upstream, verbatim and alone.
-	srv := httptest.NewServer(f.mkProxy(false))
+	// Intercept mode: the client's own credentials go upstream, verbatim
+	// and alone.
+	srv := httptest.NewServer(f.mkProxy(proxy.InterceptMode))
 	defer srv.Close()
 	before := len(f.front.registry())
 	resp, _ = badRaw(t, srv.Listener.Addr().String(), "GET /v2/auth/app/tags/list HTTP/1.1\r\nHost: localhost:5000\r\nAuthorization: "+client+"\r\nConnection: close\r\n\r\n", nil)

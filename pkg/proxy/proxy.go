@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,15 +57,45 @@ type Target struct {
 	Upstream   *url.URL // scheme://host[:port] requests are sent to
 }
 
+// Mode is whose credentials a Proxy sends upstream.
+type Mode int
+
+const (
+	// RegistryMode (localhost:5000/<name>): every request upstream carries
+	// the proxy's own token; an Authorization header a client sends is
+	// dropped, never forwarded.
+	RegistryMode Mode = iota
+	// InterceptMode (dockerd's HTTPS_PROXY, the real ECR host name): every
+	// request carries the client's own Authorization and nothing else;
+	// the proxy's token is never added. Docker meets ECR's own 401
+	// challenge and uses its credential helper. A request that would
+	// create a repository is refused with that challenge unless the
+	// upstream accepts its credentials (checked with GET /v2/, remembered
+	// for VerifyTTL): anyone who can reach the listener could otherwise
+	// make ecrgate create repositories with its own AWS identity.
+	InterceptMode
+)
+
+func (m Mode) String() string {
+	switch m {
+	case RegistryMode:
+		return "registry"
+	case InterceptMode:
+		return "intercept"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
 // Options configure a Proxy.
 type Options struct {
 	// Resolve maps the request's host and client-facing repository name
 	// (name is "" for /v2/) to its target. Its errors reach the client, so
 	// they should be errcode.Error values.
 	Resolve func(host, name string) (Target, error)
-	// AnswerPing answers GET /v2/ itself (registry mode): Docker then sends
-	// no credentials and the proxy uses its own token for every request;
-	// an Authorization header a client sends anyway is dropped.
+	// Mode says whose credentials go upstream (default RegistryMode).
+	Mode Mode
+	// AnswerPing answers GET /v2/ itself, so Docker sends no credentials.
+	// Registry mode only: New refuses it in InterceptMode.
 	AnswerPing bool
 	Ensurer    Ensurer
 	Tokens     Tokens
@@ -72,13 +103,24 @@ type Options struct {
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	Metrics   *Metrics
+	// ManifestBudget bounds the bytes of manifests buffered at once; past
+	// it a manifest PUT gets 429 TOOMANYREQUESTS with Retry-After. Share
+	// one among the proxies of a process (default: a budget of
+	// DefaultManifestBudget for this proxy alone).
+	ManifestBudget *ManifestBudget
+	// VerifyTTL is how long intercept mode trusts client credentials the
+	// upstream accepted (default DefaultVerifyTTL).
+	VerifyTTL time.Duration
+	// Now is the clock of that trust (default time.Now).
+	Now func() time.Time
 }
 
 // Proxy is the registry http.Handler.
 type Proxy struct {
-	opts Options
-	log  *slog.Logger
-	rp   *httputil.ReverseProxy
+	opts     Options
+	log      *slog.Logger
+	rp       *httputil.ReverseProxy
+	verified *verified // intercept mode: client credentials the upstream accepted
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -87,6 +129,24 @@ var _ http.Handler = (*Proxy)(nil)
 func New(o Options) (*Proxy, error) {
 	if o.Resolve == nil || o.Ensurer == nil || o.Tokens == nil {
 		return nil, errors.New("proxy: Resolve, Ensurer and Tokens are required")
+	}
+	switch o.Mode {
+	case RegistryMode:
+	case InterceptMode:
+		if o.AnswerPing {
+			return nil, errors.New("proxy: intercept mode must not answer GET /v2/ itself: clients must meet the registry's own challenge")
+		}
+	default:
+		return nil, fmt.Errorf("proxy: unknown %v", o.Mode)
+	}
+	if o.ManifestBudget == nil {
+		o.ManifestBudget = NewManifestBudget(DefaultManifestBudget)
+	}
+	if o.VerifyTTL <= 0 {
+		o.VerifyTTL = DefaultVerifyTTL
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Transport == nil {
 		o.Transport = NewTransport(DefaultTimeouts)
@@ -97,7 +157,7 @@ func New(o Options) (*Proxy, error) {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
 	}
-	p := &Proxy{opts: o, log: o.Logger}
+	p := &Proxy{opts: o, log: o.Logger, verified: newVerified(o.VerifyTTL, o.Now)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &upstreamTransport{p: p, inner: o.Transport},
@@ -121,6 +181,22 @@ type call struct {
 	scheme     string // scheme the client used
 	suffix     string // path after /v2/<name>
 	start      time.Time
+	// verified: intercept mode, the upstream accepted the client's
+	// credentials, so the request may create its repository.
+	verified bool
+	// sent holds every form of each Authorization value sent upstream,
+	// cut out of whatever ecrgate logs or relays of the upstream's words.
+	sent []string
+}
+
+// sentAuth records an Authorization value sent upstream.
+func (c *call) sentAuth(auth string) {
+	for _, f := range credentialForms(auth) {
+		if !slices.Contains(c.sent, f) {
+			c.sent = append(c.sent, f)
+		}
+	}
+	slices.SortStableFunc(c.sent, func(a, b string) int { return len(b) - len(a) })
 }
 
 func callFrom(ctx context.Context) *call {
@@ -200,9 +276,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route.Name != "" {
 		c.suffix = strings.TrimPrefix(r.URL.Path, "/v2/"+route.Name)
 	}
+	if route.Creates() && p.opts.Mode == InterceptMode {
+		// Before anything is read or created: the client's own
+		// credentials must be good for the registry.
+		if err := p.verifyClient(r.Context(), r, target); err != nil {
+			if code, _ := errInfo(err); code == errcode.ErrorCodeUnauthorized.String() {
+				challenge(w, target.Registry)
+			}
+			refuse(err)
+			return
+		}
+		c.verified = true
+	}
 	if route.Op == distpath.ManifestPut {
 		// Before the ensure: a manifest ECR refuses creates no repository.
-		if err := bufferManifest(r); err != nil {
+		release, err := bufferManifest(r, p.opts.ManifestBudget)
+		defer release()
+		if err != nil {
+			if code, _ := errInfo(err); code == errcode.ErrorCodeTooManyRequests.String() {
+				w.Header().Set("Retry-After", retryAfter)
+			}
 			refuse(err)
 			return
 		}
@@ -256,30 +349,6 @@ func errInfo(err error) (code, msg string) {
 	return errcode.ErrorCodeUnknown.String(), err.Error()
 }
 
-// bufferManifest reads a manifest (at most MaxManifestSize) so the request
-// can be replayed after a token refresh or a re-created repository.
-func bufferManifest(r *http.Request) error {
-	if r.ContentLength > MaxManifestSize {
-		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest of %d bytes exceeds ECR's limit of %d bytes", r.ContentLength, MaxManifestSize))
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, MaxManifestSize+1))
-	if err != nil {
-		return errcode.ErrorCodeManifestInvalid.WithMessage("read manifest: " + err.Error())
-	}
-	if len(b) > MaxManifestSize {
-		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest exceeds ECR's limit of %d bytes", MaxManifestSize))
-	}
-	if !json.Valid(b) {
-		// Every manifest format ECR takes is JSON; a short or garbled
-		// body (a Content-Length that lies) is refused here.
-		return errcode.ErrorCodeManifestInvalid.WithMessage(fmt.Sprintf("manifest of %d bytes is not JSON", len(b)))
-	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.ContentLength = int64(len(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	return nil
-}
-
 // rewrite points the outgoing request at the upstream registry.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	c := callFrom(pr.In.Context())
@@ -294,9 +363,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.URL.Path = pr.In.URL.Path
 	}
 	out.URL.RawPath = ""
-	if p.opts.AnswerPing {
-		// Registry mode: the upstream sees the proxy's own token only,
-		// never credentials a client made up.
+	if p.opts.Mode == RegistryMode {
+		// The upstream sees the proxy's own token only, never
+		// credentials a client made up.
 		out.Header.Del("Authorization")
 	}
 	if c.route.Op == distpath.UploadStart {
@@ -332,6 +401,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			resp.Header.Add("Link", p.rewriteLink(l, c))
 		}
 	}
+	if len(c.sent) > 0 {
+		// An upstream header that echoes a credential goes back without it.
+		for k, vs := range resp.Header {
+			for i, v := range vs {
+				vs[i] = redact(v, c.sent)
+			}
+			resp.Header[k] = vs
+		}
+	}
 	if resp.StatusCode >= 500 {
 		p.opts.Metrics.UpstreamErrors.WithLabelValues("status_5xx").Inc()
 	}
@@ -343,38 +421,78 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 
 // checkErrorBody replaces an upstream error body that is not a registry
 // error (an HTML page from a load balancer, truncated JSON) with one, keeping
-// the status, so the client shows a message instead of a parse failure.
+// the status, so the client shows a message instead of a parse failure. The
+// credentials ecrgate sent are cut out of whatever it relays or logs of the
+// body; in registry mode, where the client never knew them, a body too long
+// or compressed to be checked is not relayed at all.
 func (p *Proxy) checkErrorBody(resp *http.Response, c *call) {
+	injected := p.opts.Mode == RegistryMode
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
-		return // compressed: not ours to judge
+		if injected {
+			p.replaceErrorBody(resp, c, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
+				"%s answered %d %s with a %s-compressed body, which ecrgate does not relay", c.target.Registry, resp.StatusCode, http.StatusText(resp.StatusCode), ce)))
+			resp.Header.Del("Content-Encoding")
+		}
+		return
 	}
 	body := peek(resp)
 	if len(body) >= maxErrorPeek {
-		return // too long to judge; pass it on
+		if injected {
+			p.replaceErrorBody(resp, c, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
+				"%s answered %d %s with an error body over %d KiB, which ecrgate does not relay", c.target.Registry, resp.StatusCode, http.StatusText(resp.StatusCode), maxErrorPeek>>10)))
+		}
+		return
 	}
+	text := redact(string(body), c.sent)
 	var e struct {
 		Errors []struct{ Code string } `json:"errors"`
 	}
 	if json.Unmarshal(body, &e) == nil && len(e.Errors) > 0 && e.Errors[0].Code != "" {
+		if text != string(body) {
+			// A registry error that echoes a credential: relayed without it.
+			p.log.Warn("upstream error echoed the credentials sent; relayed with them cut out", "registry", c.target.Registry, "op", c.route.Op, "status", resp.StatusCode)
+			setBody(resp, []byte(text))
+		}
 		return
 	}
-	shown := string(body)
+	shown := text
 	if len(shown) > 200 {
 		shown = shown[:200] + "…"
 	}
-	p.opts.Metrics.UpstreamErrors.WithLabelValues("bad_error_body").Inc()
-	p.log.Warn("upstream error is not a registry error", "registry", c.target.Registry, "op", c.route.Op,
-		"status", resp.StatusCode, "body", shown)
-	b, err := json.Marshal(errcode.Errors{errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
-		"%s answered %d %s with a body that is not a registry error: %q", c.target.Registry, resp.StatusCode, http.StatusText(resp.StatusCode), shown))})
+	code := errcode.ErrorCodeUnknown
+	if resp.StatusCode == http.StatusUnauthorized {
+		// ECR's answer to missing or refused credentials ("Not Authorized"):
+		// what an intercept-mode client meets before it sends its own.
+		code = errcode.ErrorCodeUnauthorized
+	}
+	if resp.StatusCode == http.StatusUnauthorized && !injected {
+		p.log.Debug("upstream asked for credentials", "registry", c.target.Registry, "op", c.route.Op, "body", shown)
+	} else {
+		p.opts.Metrics.UpstreamErrors.WithLabelValues("bad_error_body").Inc()
+		p.log.Warn("upstream error is not a registry error", "registry", c.target.Registry, "op", c.route.Op,
+			"status", resp.StatusCode, "body", shown)
+	}
+	p.replaceErrorBody(resp, c, code.WithMessage(fmt.Sprintf(
+		"%s answered %d %s with a body that is not a registry error: %q", c.target.Registry, resp.StatusCode, http.StatusText(resp.StatusCode), shown)))
+}
+
+// replaceErrorBody makes e the body of resp, keeping the status.
+func (p *Proxy) replaceErrorBody(resp *http.Response, c *call, e errcode.Error) {
+	e.Message = redact(e.Message, c.sent)
+	b, err := json.Marshal(errcode.Errors{e})
 	if err != nil {
 		return
 	}
 	drain(resp)
+	setBody(resp, b)
+	resp.Header.Set("Content-Type", "application/json; charset=utf-8")
+}
+
+// setBody replaces the body of resp with b.
+func setBody(resp *http.Response, b []byte) {
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
-	resp.Header.Set("Content-Type", "application/json; charset=utf-8")
 }
 
 func (p *Proxy) rewriteURL(raw string, c *call) string {
@@ -412,15 +530,19 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
 	}
+	// An error may quote what the upstream sent (a malformed status line):
+	// the credentials ecrgate sent are cut out.
 	var te *tokenError
 	if errors.As(err, &te) {
-		p.log.Warn("no token for upstream", "registry", c.target.Registry, "err", te.err)
-		serveError(w, errcode.ErrorCodeUnauthorized.WithMessage(te.err.Error()))
+		msg := redact(te.err.Error(), c.sent)
+		p.log.Warn("no token for upstream", "registry", c.target.Registry, "err", msg)
+		serveError(w, errcode.ErrorCodeUnauthorized.WithMessage(msg))
 		return
 	}
+	msg := redact(err.Error(), c.sent)
 	p.opts.Metrics.UpstreamErrors.WithLabelValues("unreachable").Inc()
-	p.log.Warn("upstream unreachable", "registry", c.target.Registry, "upstream", c.target.Upstream.String(), "err", err)
-	serveError(w, errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf("cannot reach %s: %v", c.target.Registry, err)))
+	p.log.Warn("upstream unreachable", "registry", c.target.Registry, "upstream", c.target.Upstream.String(), "err", msg)
+	serveError(w, errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf("cannot reach %s: %s", c.target.Registry, msg)))
 }
 
 func serveError(w http.ResponseWriter, err error) { regerr.Serve(w, err) }

@@ -152,9 +152,12 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// upstreamTransport adds the proxy's token when the client sent none,
-// refreshes it once on a 401, and re-ensures a repository that vanished
-// (upstream NAME_UNKNOWN on a write), retrying requests that can be replayed.
+// upstreamTransport adds the proxy's token in registry mode and refreshes
+// it once on a 401 (never in intercept mode, where the client's own
+// credentials go upstream untouched), and re-ensures a repository that
+// vanished (upstream NAME_UNKNOWN on a write), retrying requests that can
+// be replayed. It records every Authorization value it sends, so nothing
+// the upstream echoes of it is logged or relayed.
 type upstreamTransport struct {
 	p     *Proxy
 	inner http.RoundTripper
@@ -175,10 +178,16 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if c == nil {
 		return t.inner.RoundTrip(req)
 	}
-	injected := req.Header.Get("Authorization") == ""
+	// Registry mode only; the handler's Rewrite dropped the client's own.
+	injected := t.p.opts.Mode == RegistryMode
 	var sent *http.Request // the last request sent, with its Authorization
 	send := func(refresh bool) (*http.Response, error) {
 		out := req
+		defer func() {
+			for _, a := range out.Header.Values("Authorization") {
+				c.sentAuth(a)
+			}
+		}()
 		if injected {
 			if refresh {
 				if err := t.p.opts.Tokens.Forget(c.target.Registry); err != nil {
@@ -215,7 +224,10 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			// request can be replayed, create it again and retry once.
 			t.p.opts.Ensurer.Invalidate(c.target.Registry, c.target.Repository)
 			t.p.log.Info("repository vanished upstream", "registry", c.target.Registry, "repository", c.target.Repository)
-			if replayable(req) && c.route.Creates() {
+			// Never for an intercept-mode client the upstream did not
+			// accept: ecrgate creates with its own identity.
+			mayCreate := injected || c.verified
+			if replayable(req) && c.route.Creates() && mayCreate {
 				if err := t.p.opts.Ensurer.Ensure(req.Context(), c.target.Registry, c.target.Repository); err == nil {
 					if req, err = rewind(req); err == nil {
 						drain(resp)

@@ -28,9 +28,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// proxyTo serves a Proxy whose every repository goes to upstream through
-// tr. Requests in these tests carry the client's own Authorization and
-// create nothing, so neither the token source nor the ensurer is asked.
+// proxyTo serves an intercept-mode Proxy whose every repository goes to
+// upstream through tr. Requests in these tests carry the client's own
+// Authorization and create nothing, so neither the token source nor the
+// ensurer is asked.
 func proxyTo(t *testing.T, upstream string, tr http.RoundTripper) string {
 	t.Helper()
 	u, err := url.Parse(upstream)
@@ -45,6 +46,7 @@ func proxyTo(t *testing.T, upstream string, tr http.RoundTripper) string {
 		Resolve: func(_, name string) (proxy.Target, error) {
 			return proxy.Target{Registry: faultRegistry, Repository: name, Upstream: u}, nil
 		},
+		Mode:      proxy.InterceptMode,
 		Ensurer:   ens,
 		Tokens:    ecrauth.New(ecrauth.Options{}),
 		Transport: tr,

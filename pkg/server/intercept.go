@@ -96,7 +96,11 @@ func startIntercept(ctx context.Context, o Options, log *slog.Logger, mk func(pr
 	minter := localca.NewMinter(ca, allow, time.Now)
 	po := base
 	po.Resolve = InterceptResolver(cfg)
-	po.AnswerPing = false // dockerd must meet ECR's own challenge and send its token
+	// dockerd meets ECR's own challenge and sends the token of its
+	// credential helper; ecrgate's own token is never added, and a request
+	// creates a repository only with credentials the registry accepts.
+	po.Mode = proxy.InterceptMode
+	po.AnswerPing = false
 	h, err := mk(po)
 	if err != nil {
 		ln.Close()
