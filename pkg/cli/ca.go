@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,8 +179,10 @@ directory on every connection, so no restart is needed.
 The default certs-dir is /etc/docker/certs.d, which needs root; Docker Desktop
 reads ~/.docker/certs.d (--docker-desktop), copying it into its VM when it
 starts: restart Docker Desktop afterwards. What is written is recorded in the
-CA directory, so "ecrgate ca uninstall" removes exactly those files. Running it
-twice changes nothing.`,
+CA directory, so "ecrgate ca uninstall" (with the same --certs-dir) removes
+exactly those files while they still hold this CA. A host directory or ca.crt
+that is a symbolic link is never written through. Running it twice changes
+nothing.`,
 		Example: `  sudo ecrgate ca install --dir ~/.local/share/ecrgate/ca
   sudo ecrgate ca install --dir ~/.local/share/ecrgate/ca --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com
   ecrgate ca install --docker-desktop`,
@@ -232,7 +235,11 @@ twice changes nothing.`,
 			if !rep.Changed() {
 				fmt.Fprintf(out, "nothing to do: Docker already trusts the local CA (%s) for %s\n", ca.Fingerprint(), strings.Join(hosts, ", "))
 			} else {
-				fmt.Fprintf(out, "recorded in %s: \"ecrgate ca uninstall\" removes exactly these files\n", rep.Manifest)
+				uninstall := "ecrgate ca uninstall"
+				if abs, _ := filepath.Abs(certsDir); !slices.Contains(caUninstallDirs(nil, env), abs) {
+					uninstall += " --certs-dir " + certsDir
+				}
+				fmt.Fprintf(out, "recorded in %s: \"%s\" removes exactly these files\n", rep.Manifest, uninstall)
 				if dockerDesktop {
 					fmt.Fprintln(out, "restart Docker Desktop: it copies ~/.docker/certs.d into its VM when it starts")
 				} else {
@@ -288,23 +295,36 @@ func caInstallHosts(flags []string, configPath string, env []string) ([]string, 
 }
 
 func newCAUninstallCmd() *cobra.Command {
-	var dir string
+	var (
+		dir       string
+		certsDirs []string
+	)
 	cmd := &cobra.Command{
 		Use:   "uninstall",
 		Short: "Remove the CA files that ecrgate ca install wrote",
-		Long: `Removes exactly the files "ecrgate ca install" recorded, each only if it still
-holds what was written (a file changed since is left in place and named), and
-host directories that become empty. Running it twice does nothing the second
-time. Use sudo if install needed it.`,
+		Long: `Removes the files "ecrgate ca install" recorded, each only if it is
+<certs-dir>/<ECR registry host>/ca.crt in one of the certificate directories
+looked in, is a regular file in a real directory (no symbolic links), and still
+holds exactly this CA's certificate; a file changed since is left in place and
+named, and so is one outside those directories. Host directories that become
+empty are removed too. The CA directory must pass the checks that loading the
+CA makes (yours, or any owner's under sudo, and closed to group and others).
+Running it twice does nothing the second time. Use sudo if install needed it.
+
+It looks in /etc/docker/certs.d and ~/.docker/certs.d, and in every
+--certs-dir given: pass the --certs-dir that "ecrgate ca install" was given.`,
 		Example: `  sudo ecrgate ca uninstall --dir ~/.local/share/ecrgate/ca
-  ecrgate ca uninstall`,
+  ecrgate ca uninstall
+  ecrgate ca uninstall --certs-dir /srv/docker/certs.d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir = caDir(dir, os.Environ(), cmd.ErrOrStderr())
+			env := os.Environ()
+			dir = caDir(dir, env, cmd.ErrOrStderr())
 			if dir == "" {
 				return errors.New("no CA directory: set HOME or XDG_DATA_HOME, or pass --dir")
 			}
-			rep, err := localca.Uninstall(dir)
+			lookIn := caUninstallDirs(certsDirs, env)
+			rep, err := localca.Uninstall(dir, lookIn)
 			out := cmd.OutOrStdout()
 			if rep != nil {
 				for _, p := range rep.Removed {
@@ -317,26 +337,57 @@ time. Use sudo if install needed it.`,
 					fmt.Fprintf(out, "already gone: %s\n", p)
 				}
 				for _, p := range rep.Modified {
-					fmt.Fprintf(out, "left in place: %s changed since ecrgate wrote it; remove it yourself if it is no longer wanted\n", p)
+					fmt.Fprintf(out, "left in place: %s no longer holds this CA's certificate (changed since ecrgate wrote it, or a symbolic link); remove it yourself if it is no longer wanted\n", p)
+				}
+				for _, p := range rep.Elsewhere {
+					fmt.Fprintf(out, "left in place: %s is not a file ecrgate ca install writes in the certificate directories looked in\n", p)
+				}
+				if len(rep.Elsewhere) > 0 {
+					fmt.Fprintf(out, "looked in %s: if \"ecrgate ca install --certs-dir DIR\" wrote those files, run \"ecrgate ca uninstall --certs-dir DIR\"\n", strings.Join(lookIn, ", "))
 				}
 			}
 			if err != nil {
 				if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
 					abs, _ := filepath.Abs(dir)
-					return fmt.Errorf("%w\nrun with sudo, naming the CA directory so root finds it: sudo ecrgate ca uninstall --dir %s", err, abs)
+					again := "sudo ecrgate ca uninstall --dir " + abs
+					for _, d := range certsDirs {
+						again += " --certs-dir " + d
+					}
+					return fmt.Errorf("%w\nrun with sudo, naming the CA directory so root finds it: %s", err, again)
 				}
 				return err
 			}
-			if len(rep.Removed)+len(rep.Missing)+len(rep.Modified) == 0 {
+			switch {
+			case len(rep.Removed)+len(rep.Missing)+len(rep.Modified)+len(rep.Elsewhere) == 0:
 				fmt.Fprintf(out, "nothing to do: %s records no installed files\n", rep.Manifest)
-			} else {
+			case len(rep.Elsewhere) > 0:
+				fmt.Fprintf(out, "%s still records the files left elsewhere\n", rep.Manifest)
+			default:
 				fmt.Fprintf(out, "cleared %s\n", rep.Manifest)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "CA directory (default $XDG_DATA_HOME/ecrgate/ca or ~/.local/share/ecrgate/ca)")
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "CA directory (default $XDG_DATA_HOME/ecrgate/ca or ~/.local/share/ecrgate/ca)")
+	f.StringArrayVar(&certsDirs, "certs-dir", nil, "also look in this certificate directory, as given to ecrgate ca install (repeatable)")
 	return cmd
+}
+
+// caUninstallDirs returns the certificate directories uninstall looks in:
+// dockerd's, Docker Desktop's for env, and those given with --certs-dir.
+// Files the manifest records anywhere else are never touched.
+func caUninstallDirs(flags, env []string) []string {
+	dirs := []string{localca.DockerCertsDir}
+	if d := localca.DockerDesktopCertsDir(env); d != "" {
+		dirs = append(dirs, d)
+	}
+	for _, d := range flags {
+		if abs, err := filepath.Abs(d); err == nil && !slices.Contains(dirs, abs) {
+			dirs = append(dirs, abs)
+		}
+	}
+	return dirs
 }
 
 // caDir returns the CA directory: flag when set, else the default for env.

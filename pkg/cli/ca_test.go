@@ -124,7 +124,7 @@ func TestCAInstallUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
-	for _, want := range []string{"wrote " + path1, "wrote " + path2, "no restart needed", localca.ManifestFile} {
+	for _, want := range []string{"wrote " + path1, "wrote " + path2, "no restart needed", localca.ManifestFile, `"ecrgate ca uninstall --certs-dir ` + certs + `" removes exactly these files`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("install output lacks %q:\n%s", want, out)
 		}
@@ -145,7 +145,7 @@ func TestCAInstallUninstall(t *testing.T) {
 	if err := os.WriteFile(path2, []byte("edited\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err = runCA(t, "uninstall", "--dir", caDir)
+	out, err = runCA(t, "uninstall", "--dir", caDir, "--certs-dir", certs)
 	if err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
@@ -162,7 +162,7 @@ func TestCAInstallUninstall(t *testing.T) {
 	}
 
 	// Twice: nothing to do.
-	out, err = runCA(t, "uninstall", "--dir", caDir)
+	out, err = runCA(t, "uninstall", "--dir", caDir, "--certs-dir", certs)
 	if err != nil || !strings.Contains(out, "nothing to do") || strings.Contains(out, "removed") {
 		t.Fatalf("second uninstall: %v\n%s", err, out)
 	}
@@ -172,7 +172,7 @@ func TestCAInstallUninstall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "left alone") || !strings.Contains(out, "wrote "+path1) {
 		t.Fatalf("install over the edited file: %v\n%s", err, out)
 	}
-	if _, err := runCA(t, "uninstall", "--dir", caDir); err != nil {
+	if _, err := runCA(t, "uninstall", "--dir", caDir, "--certs-dir", certs); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path1); !os.IsNotExist(err) {
@@ -226,5 +226,69 @@ func TestCAInstallNeedsRoot(t *testing.T) {
 	_, err := runCA(t, "install", "--certs-dir", certs, "--registry", caTestHost)
 	if err == nil || !strings.Contains(err.Error(), "run with sudo") || !strings.Contains(err.Error(), "sudo ecrgate ca install --dir "+filepath.Join(home, "data", "ecrgate", "ca")) {
 		t.Errorf("install into a read-only directory: %v", err)
+	}
+}
+
+// Uninstall looks only in dockerd's and Docker Desktop's certs.d and the
+// --certs-dir it is given, whatever the manifest names, and removes only
+// this CA's own certificate there.
+func TestCAUninstallLooksOnlyInCertsDirs(t *testing.T) {
+	home := caTestEnv(t)
+	caDir := filepath.Join(home, "ca")
+	certs := filepath.Join(home, "certs.d")
+	if _, err := runCA(t, "init", "--dir", caDir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCA(t, "install", "--dir", caDir, "--certs-dir", certs, "--registry", caTestHost); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	path := filepath.Join(certs, caTestHost, "ca.crt")
+
+	out, err := runCA(t, "uninstall", "--dir", caDir)
+	if err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	for _, want := range []string{"left in place: " + path, localca.DockerCertsDir, `run "ecrgate ca uninstall --certs-dir DIR"`, "still records"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("uninstall without --certs-dir: output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("uninstall without --certs-dir removed %s: %v", path, err)
+	}
+
+	out, err = runCA(t, "uninstall", "--dir", caDir, "--certs-dir", certs)
+	if err != nil || !strings.Contains(out, "removed "+path) || !strings.Contains(out, "cleared") {
+		t.Fatalf("uninstall --certs-dir: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("uninstall --certs-dir left %s", path)
+	}
+}
+
+// Without the CA certificate, uninstall cannot tell its files from others'
+// and removes none; it names them instead.
+func TestCAUninstallWithoutCA(t *testing.T) {
+	home := caTestEnv(t)
+	caDir := filepath.Join(home, "ca")
+	certs := filepath.Join(home, "certs.d")
+	if _, err := runCA(t, "init", "--dir", caDir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCA(t, "install", "--dir", caDir, "--certs-dir", certs, "--registry", caTestHost); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	path := filepath.Join(certs, caTestHost, "ca.crt")
+	for _, name := range []string{localca.KeyFile, localca.CertFile} {
+		if err := os.Remove(filepath.Join(caDir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := runCA(t, "uninstall", "--dir", caDir)
+	if err == nil || !strings.Contains(err.Error(), "removes none") || !strings.Contains(err.Error(), path) {
+		t.Errorf("uninstall without the CA: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("uninstall without the CA removed %s: %v", path, err)
 	}
 }

@@ -59,7 +59,7 @@ func TestInstallUninstall(t *testing.T) {
 	if err := os.WriteFile(pathB, []byte("someone else's CA\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	urep, err := Uninstall(ca.Dir())
+	urep, err := Uninstall(ca.Dir(), []string{certs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestInstallUninstall(t *testing.T) {
 	}
 
 	// Twice: nothing to do.
-	urep, err = Uninstall(ca.Dir())
+	urep, err = Uninstall(ca.Dir(), []string{certs})
 	if err != nil || urep.Changed() || len(urep.Modified)+len(urep.Missing) != 0 {
 		t.Fatalf("second uninstall: %+v, %v", urep, err)
 	}
@@ -99,7 +99,7 @@ func TestInstallUninstall(t *testing.T) {
 
 	// A directory that only held our file goes with it.
 	os.Remove(other)
-	urep, err = Uninstall(ca.Dir())
+	urep, err = Uninstall(ca.Dir(), []string{certs})
 	if err != nil || !slices.Equal(urep.RemovedDirs, []string{filepath.Dir(pathA)}) {
 		t.Fatalf("uninstall: %+v, %v", urep, err)
 	}
@@ -130,7 +130,7 @@ func TestInstallReplacesOwnOldCA(t *testing.T) {
 	if b, _ := os.ReadFile(rep.Written[0]); string(b) != string(ca.PEM()) {
 		t.Error("old CA still installed")
 	}
-	urep, err := Uninstall(dir)
+	urep, err := Uninstall(dir, []string{certs})
 	if err != nil || len(urep.Removed) != 1 {
 		t.Fatalf("uninstall: %+v, %v", urep, err)
 	}
@@ -152,10 +152,13 @@ func TestInstallRefuses(t *testing.T) {
 
 	// A manifest entry pointing anywhere but a ca.crt is refused.
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"files":[{"path":"/etc/passwd","sha256":"00"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Uninstall(dir); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := Uninstall(dir, nil); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("Uninstall with a tampered manifest: %v", err)
 	}
 }

@@ -10,8 +10,9 @@
 // name outside the ECR registry domains, nor for any IP address.
 //
 // Install and Uninstall put the CA certificate where dockerd looks for
-// per-registry CAs (/etc/docker/certs.d/<host>/ca.crt) and take exactly those
-// files away again.
+// per-registry CAs (/etc/docker/certs.d/<host>/ca.crt) and take those files
+// away again: only files that still hold this CA's certificate, never
+// through a symbolic link.
 package localca
 
 import (
@@ -372,11 +373,6 @@ func mkdirPrivate(dir string) error {
 // writeNew atomically creates path; see atomicfile.Create.
 func writeNew(path string, data []byte, perm fs.FileMode) error {
 	return atomicfile.Create(path, data, perm)
-}
-
-// writeReplace atomically and durably writes data to path with mode perm.
-func writeReplace(path string, data []byte, perm fs.FileMode) error {
-	return atomicfile.WriteFile(path, data, perm, true)
 }
 
 // syncDir flushes dir's entries to disk, where the platform allows it.

@@ -2,6 +2,7 @@ package localca
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/ecrgate/ecrgate/pkg/private"
@@ -23,6 +24,12 @@ func checkPrivateDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("the CA directory %s: %w", dir, err)
 	}
+	return checkPrivateDirInfo(dir, st)
+}
+
+// checkPrivateDirInfo is checkPrivateDir on st, the Stat of dir (or of the
+// directory opened as dir).
+func checkPrivateDirInfo(dir string, st fs.FileInfo) error {
 	p := private.Dir(dir, st, euid())
 	if p == nil {
 		return nil
