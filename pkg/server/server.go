@@ -160,8 +160,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer ens.Close()
+	// One manifest budget for every proxy this server runs (registry mode,
+	// each ?ns= registry, intercept mode): the cap is on the process.
 	base := proxy.Options{Resolve: Resolver(cfg), AnswerPing: true, Ensurer: ens, Tokens: tokens,
-		Transport: o.Transport, Logger: log, Metrics: metrics}
+		Transport: o.Transport, Logger: log, Metrics: metrics, ManifestBudget: proxy.NewManifestBudget(proxy.DefaultManifestBudget)}
 	p, err := proxy.New(base)
 	if err != nil {
 		return err

@@ -3,16 +3,14 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 )
@@ -32,78 +30,84 @@ func binDir(t *testing.T) string {
 	return dir
 }
 
-// TestDockerPushWithCredentialHelper: with credHelpers naming ecrgate (set
-// up by `ecrgate setup docker`), the real docker CLI and dockerd push to and
-// pull from the emulator with no docker login; without the helper the same
-// push is refused for lack of credentials.
-func TestDockerPushWithCredentialHelper(t *testing.T) {
+// TestDockerSendsNoTokenToALocalPort replays B1 of issue 11 with the real
+// docker CLI and dockerd: a config.json that an earlier `ecrgate setup
+// docker` wrote (credHelpers for the registry-mode host), ecrgate serve
+// stopped, and another local user listening on that port with a 401 Basic
+// challenge. docker push and pull must fail without that listener ever
+// receiving a credential; and `ecrgate setup docker` then removes the
+// entry. (The helper's token reaching dockerd for a real ECR host is
+// TestInterceptModeDockerPush.)
+func TestDockerSendsNoTokenToALocalPort(t *testing.T) {
 	requireTools(t, dockerCLI, dockerdBin)
 	bin := binDir(t)
 	e := ecrfake.Start(t, ecrfake.Options{})
-	host := e.Host()
 	const registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
-	c := ecr.NewFromConfig(aws.Config{Region: e.Region(), BaseEndpoint: aws.String(e.URL()),
-		Credentials: credentials.NewStaticCredentialsProvider(e.AccessKey(), e.SecretKey(), "")})
-	if _, err := c.CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("e2e/helper")}); err != nil {
-		t.Fatal(err)
-	}
+	var mu sync.Mutex
+	var auths []string
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auths = append(auths, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		w.Header().Set("WWW-Authenticate", `Basic realm="http://`+r.Host+`/"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+	}))
+	t.Cleanup(hostile.Close)
+	host := strings.TrimPrefix(hostile.URL, "http://") // 127.0.0.1:<port>
 
 	work := t.TempDir()
 	cfgFile := filepath.Join(work, "ecrgate.yaml")
-	if err := os.WriteFile(cfgFile, []byte("local_hosts:\n  \""+host+"\": "+registry+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("default_registry: "+registry+"\nlisten: "+host+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cache := filepath.Join(work, "cache")
 	d := startDockerd(t)
-	// The docker CLI runs docker-credential-ecrgate with its own environment.
+	// What an earlier ecrgate setup docker wrote.
+	old, _ := json.Marshal(map[string]any{"credHelpers": map[string]string{host: "ecrgate", registry: "ecrgate"}})
+	if err := os.WriteFile(filepath.Join(d.ConfigDir, "config.json"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := append(d.Env(), e.Env()...)
-	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "ECRGATE_CONFIG="+cfgFile, "XDG_CACHE_HOME="+cache)
+	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "ECRGATE_CONFIG="+cfgFile,
+		"XDG_CACHE_HOME="+filepath.Join(work, "cache"))
 
-	out := mustRun(t, env, filepath.Join(bin, "ecrgate"), "setup", "docker", "--registry", host)
+	ref := host + "/team/app:1"
+	importImage(t, d, ref)
+	out, err := runCmd(t, env, dockerCLI, "push", ref)
+	if err == nil {
+		t.Fatalf("push to the hostile listener succeeded:\n%s", out)
+	}
+	t.Logf("docker push %s (hostile listener):\n%s", ref, out)
+	if out, err := runCmd(t, env, dockerCLI, "pull", host+"/team/app:0"); err == nil {
+		t.Fatalf("pull from the hostile listener succeeded:\n%s", out)
+	}
+	mu.Lock()
+	seen := append([]string(nil), auths...)
+	mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("dockerd never reached the hostile listener: the test proves nothing")
+	}
+	for _, a := range seen {
+		if a != "" {
+			t.Errorf("the listener on the registry-mode port received credentials (%d requests)", len(seen))
+			break
+		}
+	}
+	if n := e.Calls("GetAuthorizationToken"); n != 0 {
+		t.Errorf("GetAuthorizationToken calls = %d; the helper fetched a token for a local host", n)
+	}
+
+	out = mustRun(t, env, filepath.Join(bin, "ecrgate"), "setup", "docker")
 	t.Logf("ecrgate setup docker:\n%s", out)
 	b, err := os.ReadFile(filepath.Join(d.ConfigDir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var dc struct{ CredHelpers map[string]string }
-	if err := json.Unmarshal(b, &dc); err != nil || dc.CredHelpers[host] != "ecrgate" {
-		t.Fatalf("config.json = %s (%v)", b, err)
+	if err := json.Unmarshal(b, &dc); err != nil || dc.CredHelpers[registry] != "ecrgate" || dc.CredHelpers[host] != "" {
+		t.Fatalf("config.json after setup docker = %s (%v); want %s kept and %s removed", b, err, registry, host)
 	}
-
-	ref := host + "/e2e/helper:1"
-	importImage(t, d, ref)
-	out, err = runCmd(t, env, dockerCLI, "push", ref)
-	if err != nil {
-		t.Fatalf("push with the credential helper: %v\n%s", err, out)
-	}
-	pushed, err := pushDigest(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("push with credHelpers → ecrgate, no docker login:\n%s", out)
-	mustRun(t, env, dockerCLI, "rmi", ref)
-	mustRun(t, env, dockerCLI, "pull", ref)
-	got := strings.TrimSpace(mustRun(t, env, dockerCLI, "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref))
-	if got != host+"/e2e/helper@"+pushed {
-		t.Fatalf("pulled %s, pushed %s", got, pushed)
-	}
-	if n := e.Calls("GetAuthorizationToken"); n != 1 {
-		t.Errorf("GetAuthorizationToken calls = %d for a push and a pull, want 1 (the cache)", n)
-	}
-	files, _ := filepath.Glob(filepath.Join(cache, "ecrgate", "tokens", "*.json"))
-	if len(files) != 1 {
-		t.Errorf("token cache files = %v", files)
-	} else if st, _ := os.Stat(files[0]); st.Mode().Perm() != 0o600 {
-		t.Errorf("token cache file mode %v", st.Mode().Perm())
-	}
-
-	// The same push without the helper: no credentials, refused.
-	noHelper := t.TempDir()
-	envNo := append(env, "DOCKER_CONFIG="+noHelper)
-	out, err = runCmd(t, envNo, dockerCLI, "push", ref)
-	if err == nil || !strings.Contains(out, "no basic auth credentials") {
-		t.Fatalf("push without the helper: err=%v\n%s", err, out)
-	}
-	t.Logf("push without the helper:\n%s", out)
 }
