@@ -58,7 +58,8 @@ func TestInterceptModeDockerPush(t *testing.T) {
 	}
 	// The docker CLI runs docker-credential-ecrgate with its own environment.
 	env := append(d.Env(), e.Env()...)
-	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CACHE_HOME="+t.TempDir())
+	cache := t.TempDir()
+	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CACHE_HOME="+cache)
 
 	ref := host + "/brand-new/app:1"
 	importImage(t, d, ref)
@@ -82,4 +83,26 @@ func TestInterceptModeDockerPush(t *testing.T) {
 		t.Fatalf("pulled %s, pushed %s", got, pushed)
 	}
 	t.Logf("docker pull %s: %s", ref, got)
+
+	// The push and the pull carried the helper's token (ecrgate lends its
+	// own to nobody in intercept mode), cached once in a private file.
+	files, _ := filepath.Glob(filepath.Join(cache, "ecrgate", "tokens", "*.json"))
+	if len(files) != 1 {
+		t.Errorf("the helper's token cache files = %v; want one: did dockerd use docker-credential-ecrgate?", files)
+	} else if st, _ := os.Stat(files[0]); st.Mode().Perm() != 0o600 {
+		t.Errorf("token cache file mode %v", st.Mode().Perm())
+	}
+
+	// Without the helper, the same push is refused and creates nothing.
+	noHelper := t.TempDir()
+	ref2 := host + "/brand-new/anonymous:1"
+	mustRun(t, env, dockerCLI, "tag", ref, ref2)
+	out, err = runCmd(t, append(env, "DOCKER_CONFIG="+noHelper), dockerCLI, "push", ref2)
+	if err == nil {
+		t.Fatalf("push without credentials through intercept mode succeeded:\n%s", out)
+	}
+	t.Logf("docker push without a credential helper:\n%s", out)
+	if _, ok := e.Repository("", "brand-new/anonymous"); ok {
+		t.Errorf("a push without credentials created brand-new/anonymous")
+	}
 }
