@@ -52,8 +52,8 @@ pre-commit hook or an ExecStartPre= line.`,
 			}
 			cfg, err := config.Load(configPath, env)
 			if err != nil {
-				if unreadable(err) {
-					return err
+				if unreadable(err) || errors.Is(err, config.ErrOthersCanWrite) {
+					return err // the file itself, not what is in it
 				}
 				problems := splitErrors(err)
 				for _, p := range problems {

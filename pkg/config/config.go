@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -278,7 +277,22 @@ func DefaultPath(env []string) string {
 // the defaults; a missing file that was named (by path or ECRGATE_CONFIG) is
 // an error that wraps fs.ErrNotExist. env is the environment
 // (os.Environ() in main), used for HOME, XDG_* and ECRGATE_CONFIG.
+//
+// Load refuses a file that a user other than the current one and root could
+// have written (the file, by its owner or mode, or the directory that holds
+// it), with an error that wraps ErrOthersCanWrite and says which command
+// fixes it: whoever can edit the file can choose where tokens are sent.
 func Load(path string, env []string) (*Config, error) {
+	cfg, w, err := load(path, env)
+	if w != nil { // before any problem inside: the content is not the user's
+		return nil, refusal(w)
+	}
+	return cfg, err
+}
+
+// load is Load that also parses a file others could have written, and says
+// what makes it so.
+func load(path string, env []string) (*Config, *othersCanWrite, error) {
 	named := "given"
 	if path == "" {
 		path = DefaultPath(env)
@@ -288,24 +302,25 @@ func Load(path string, env []string) (*Config, error) {
 		}
 	}
 	if path == "" {
-		return Default(env), nil
+		return Default(env), nil, nil
 	}
-	data, err := os.ReadFile(path)
+	data, w, err := readConfig(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if named == "" {
-				return Default(env), nil
+				return Default(env), nil, nil
 			}
-			return nil, &Error{File: path, Msg: "the configuration file " + named + " does not exist; create it or name another", Err: err}
+			return nil, nil, &Error{File: path, Msg: "the configuration file " + named + " does not exist; create it or name another", Err: err}
 		}
 		var pe *fs.PathError
 		msg := err.Error()
 		if errors.As(err, &pe) {
 			msg = "cannot read the configuration file: " + pe.Err.Error()
 		}
-		return nil, &Error{File: path, Msg: msg, Err: err}
+		return nil, nil, &Error{File: path, Msg: msg, Err: err}
 	}
-	return Parse(data, path, env)
+	cfg, err := Parse(data, path, env)
+	return cfg, w, err
 }
 
 // Parse parses and validates a configuration file's content. name is the

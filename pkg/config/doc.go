@@ -35,6 +35,18 @@
 // The file holds no secrets: AWS credentials come from the AWS SDK's usual
 // sources, selected per registry by profile or role_arn.
 //
+// # Who may write it
+//
+// Whoever can change the file can choose where tokens go (endpoint,
+// api_endpoint), so only you and root may: Load refuses a file that belongs
+// to another user, or that its group or others can write, or that sits in a
+// directory another user owns or others can write (unless it has the sticky
+// bit, as /tmp), and says which chmod fixes it (ErrOthersCanWrite). A
+// symbolic link is judged by the file it leads to. Others may read the file.
+// The credential helper and ecrgate-fetch-token read such a file anyway
+// (LoadTolerant), without its endpoint and api_endpoint keys, and warn.
+// Windows files are not checked.
+//
 // # Keys
 //
 // listen: host:port of the registry-mode proxy, which Docker reaches as

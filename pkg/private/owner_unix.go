@@ -15,3 +15,12 @@ func fileOwner(st fs.FileInfo) (int, bool) {
 	}
 	return int(sys.Uid), true
 }
+
+// linkCount returns how many names st's file has.
+func linkCount(st fs.FileInfo) (uint64, bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(sys.Nlink), true
+}

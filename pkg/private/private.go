@@ -1,8 +1,11 @@
 // Package private checks that a directory or file holding secrets (the
-// token cache, the local CA) is the current user's alone. It reports what
-// is wrong as a *Problem and repairs nothing: a secret that was readable may
-// already be stolen, and one another user could write may be theirs. Callers
-// word the message, since only they know the fix to suggest.
+// token cache, the local CA) is the current user's alone, that a file the
+// user's programs write (the helper's log) is theirs alone, and that a file
+// whose content is trusted (the configuration) only they and root can
+// change. It reports what is wrong as a *Problem and repairs nothing: a
+// secret that was readable may already be stolen, and one another user could
+// write may be theirs. Callers word the message, since only they know the
+// fix to suggest.
 package private
 
 import (
@@ -19,7 +22,8 @@ const (
 	Symlink                    // a symbolic link where a file was expected
 	NotRegular                 // not a regular file (a device, a socket, …)
 	OtherOwner                 // another user owns it
-	OpenMode                   // its group or others have some access
+	OpenMode                   // its group or others have some access (write access, for Guarded)
+	Linked                     // a file with more than one name (hard link)
 )
 
 // Problem says why Path is not private.
@@ -41,6 +45,8 @@ func (p *Problem) Error() string {
 		return p.Path + " is not a regular file"
 	case OtherOwner:
 		return fmt.Sprintf("%s belongs to user id %d, not to you (user id %d)", p.Path, p.Owner, p.User)
+	case Linked:
+		return p.Path + " has other names (hard links)"
 	default:
 		return fmt.Sprintf("%s has mode %04o", p.Path, p.Mode)
 	}
@@ -78,6 +84,51 @@ func ownerAndMode(path string, st fs.FileInfo, uid int) *Problem {
 		return &Problem{Path: path, Kind: OtherOwner, Owner: owner, User: uid}
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return &Problem{Path: path, Kind: OpenMode, Mode: perm}
+	}
+	return nil
+}
+
+// Owned checks st, the Stat of path, for belonging to user uid exactly, root
+// included: a file root writes must not be a file an ordinary user planted.
+// Owners are not checked on Windows.
+func Owned(path string, st fs.FileInfo, uid int) *Problem {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if owner, ok := fileOwner(st); ok && owner != uid {
+		return &Problem{Path: path, Kind: OtherOwner, Owner: owner, User: uid}
+	}
+	return nil
+}
+
+// SingleLink checks st, the Stat of an open file at path, for having no other
+// name: a hard link planted at path would make a write there land in
+// another of the user's files. Link counts are not checked on Windows.
+func SingleLink(path string, st fs.FileInfo) *Problem {
+	if n, ok := linkCount(st); ok && n > 1 {
+		return &Problem{Path: path, Kind: Linked}
+	}
+	return nil
+}
+
+// Guarded checks st, the Stat of path, for being safe from changes by
+// anyone but user uid and root: owned by one of them, and not writable by
+// its group or others, except a directory with the sticky bit (as /tmp),
+// where others cannot rename or remove what they do not own. What others
+// may read is not checked: it is for files whose content is trusted, not
+// secret (the configuration). Modes and owners are not checked on Windows.
+func Guarded(path string, st fs.FileInfo, uid int) *Problem {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if owner, ok := fileOwner(st); ok && owner != 0 && owner != uid {
+		return &Problem{Path: path, Kind: OtherOwner, Owner: owner, User: uid}
+	}
+	if st.IsDir() && st.Mode()&fs.ModeSticky != 0 {
+		return nil
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
 		return &Problem{Path: path, Kind: OpenMode, Mode: perm}
 	}
 	return nil

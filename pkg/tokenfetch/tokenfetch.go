@@ -13,9 +13,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/credhelper"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
 // Run fetches a token for args[0] and returns the exit code. Failures are
@@ -25,17 +25,20 @@ func Run(args, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "usage: %s <registry host>\n", credhelper.FetcherName)
 		return 2
 	}
-	cfg, err := config.Load("", env)
+	cfg, warning, err := credhelper.LoadConfig(credhelper.FetcherName, env, stderr)
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return 1
 	}
-	log, closeLog, err := credhelper.OpenLog(env, stderr)
+	log, closeLog, err := credhelper.OpenLog(credhelper.FetcherName, env, stderr)
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return 1
 	}
 	defer closeLog()
+	if warning != nil && tokencache.EnvMap(env)["ECRGATE_LOG"] != "" {
+		log.Warn(warning.Error())
+	}
 	src := ecrauth.New(ecrauth.Options{
 		CacheDir:   credhelper.CacheDir(env),
 		NoCache:    credhelper.NoCache(env),
