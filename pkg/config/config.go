@@ -283,7 +283,7 @@ func DefaultPath(env []string) string {
 // it), with an error that wraps ErrOthersCanWrite and says which command
 // fixes it: whoever can edit the file can choose where tokens are sent.
 func Load(path string, env []string) (*Config, error) {
-	cfg, w, err := load(path, env)
+	cfg, w, err := load(path, env, true)
 	if w != nil { // before any problem inside: the content is not the user's
 		return nil, refusal(w)
 	}
@@ -292,7 +292,7 @@ func Load(path string, env []string) (*Config, error) {
 
 // load is Load that also parses a file others could have written, and says
 // what makes it so.
-func load(path string, env []string) (*Config, *othersCanWrite, error) {
+func load(path string, env []string, guardPolicies bool) (*Config, *othersCanWrite, error) {
 	named := "given"
 	if path == "" {
 		path = DefaultPath(env)
@@ -319,7 +319,7 @@ func load(path string, env []string) (*Config, *othersCanWrite, error) {
 		}
 		return nil, nil, &Error{File: path, Msg: msg, Err: err}
 	}
-	cfg, err := Parse(data, path, env)
+	cfg, err := parse(data, path, env, guardPolicies)
 	return cfg, w, err
 }
 
@@ -328,6 +328,12 @@ func load(path string, env []string) (*Config, *othersCanWrite, error) {
 // relative audit_log are resolved against filepath.Dir(name). Every problem
 // is reported, joined with errors.Join; on error the Config is nil.
 func Parse(data []byte, name string, env []string) (*Config, error) {
+	return parse(data, name, env, true)
+}
+
+// parse is Parse; guardPolicies refuses "@file" policies that others could
+// have written (off only for the credential helper, which reads no policy).
+func parse(data []byte, name string, env []string, guardPolicies bool) (*Config, error) {
 	src := &source{
 		name:  name,
 		lines: map[string]int{},
@@ -335,7 +341,7 @@ func Parse(data []byte, name string, env []string) (*Config, error) {
 		bad:   map[string]bool{},
 	}
 	c := &Config{Path: name, src: src}
-	d := &decoder{src: src}
+	d := &decoder{src: src, guardPolicies: guardPolicies}
 	root, err := d.parseYAML(data)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -23,6 +24,8 @@ type decoder struct {
 	src   *source
 	errs  []*Error
 	steps int // nodes visited, to bound the work alias-heavy input can cause
+	// guardPolicies refuses "@file" policies that others could have written.
+	guardPolicies bool
 }
 
 // maxSteps bounds the nodes visited; a real configuration file has a few
@@ -411,37 +414,44 @@ func (d *decoder) readPolicy(p *string, key string, resolve func(string) (string
 		fail("%v", err)
 		return
 	}
-	data, err := readSmallFile(path)
+	data, st, err := readSmallFile(path)
 	if err != nil {
 		fail("%v", err)
 		return
+	}
+	if d.guardPolicies {
+		if why := policyWriters(path, st); why != "" {
+			fail("%s", why)
+			return
+		}
 	}
 	*p = strings.TrimSpace(string(data))
 	d.src.files[key] = path
 }
 
-// readSmallFile reads a regular file of at most maxPolicyFileBytes.
-func readSmallFile(path string) ([]byte, error) {
+// readSmallFile reads a regular file of at most maxPolicyFileBytes, and
+// returns the Stat of the file it read.
+func readSmallFile(path string) ([]byte, fs.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s", errorText(err))
+		return nil, nil, fmt.Errorf("read %s", errorText(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read %s", errorText(err))
+		return nil, nil, fmt.Errorf("read %s", errorText(err))
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: not a regular file", path)
+		return nil, nil, fmt.Errorf("read %s: not a regular file", path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s", errorText(err))
+		return nil, nil, fmt.Errorf("read %s", errorText(err))
 	}
 	if len(data) > maxPolicyFileBytes {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxPolicyFileBytes)
+		return nil, nil, fmt.Errorf("read %s: larger than %d bytes", path, maxPolicyFileBytes)
 	}
-	return data, nil
+	return data, fi, nil
 }
 
 // errorText renders an *fs.PathError as "path: reason".

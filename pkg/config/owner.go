@@ -121,7 +121,7 @@ func refusal(w *othersCanWrite) error {
 // and warning (which wraps ErrOthersCanWrite) says so and how to fix the
 // file. Every other problem is an error, as for Load.
 func LoadTolerant(path string, env []string) (cfg *Config, warning error, err error) {
-	cfg, w, err := load(path, env)
+	cfg, w, err := load(path, env, false)
 	if err != nil || w == nil {
 		return cfg, nil, err
 	}
@@ -145,4 +145,23 @@ func LoadTolerant(path string, env []string) (cfg *Config, warning error, err er
 		msg = w.what() + ", so its " + keys + " " + verb + " ignored"
 	}
 	return cfg, &Error{File: w.file, Msg: msg + ": " + w.fix(), Err: ErrOthersCanWrite}, nil
+}
+
+// policyWriters says why an "@file" policy at path, st being the Stat of
+// the file opened there, is not safe from other users, or "" when it is:
+// the same rule as for the configuration file (checkWriters). Whoever can
+// change a repository policy file decides who may pull or push every
+// repository ecrgate creates from that template.
+func policyWriters(path string, st fs.FileInfo) string {
+	w := checkWriters(path, st)
+	if w == nil {
+		return ""
+	}
+	switch {
+	case w.fileP != nil && w.fileP.Kind == private.OtherOwner:
+		return fmt.Sprintf("%s belongs to user id %d, neither you (user id %d) nor root, who could change the policy of every repository created from this template; keep the policy in a file of your own", path, w.fileP.Owner, w.fileP.User)
+	case w.dirP != nil && w.dirP.Kind == private.OtherOwner:
+		return fmt.Sprintf("the directory %s that holds %s belongs to user id %d, neither you (user id %d) nor root, who could change the policy of every repository created from this template; keep the policy in a directory of your own", w.dir, path, w.dirP.Owner, w.dirP.User)
+	}
+	return fmt.Sprintf("other users can change %s, and with it the policy of every repository created from this template, so ecrgate refuses it: %s", path, w.fix())
 }

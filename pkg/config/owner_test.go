@@ -213,3 +213,56 @@ func TestLoadTolerantIgnoresEndpointsOthersCouldSet(t *testing.T) {
 		t.Errorf("LoadTolerant(invalid file) error = %v; want the file's own problem", err)
 	}
 }
+
+// A repository policy in an "@file" decides who may pull or push every
+// repository created from its template: Load refuses one that others could
+// have changed, naming the key and line; the credential helper's
+// LoadTolerant reads no policy and is not stopped by it.
+func TestLoadRefusesPolicyFilesOthersCanWrite(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("modes and owners are not checked on Windows")
+	}
+	dir := filepath.Join(t.TempDir(), "c")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "pull.json")
+	if err := os.WriteFile(policy, []byte(`{"Version":"2012-10-17","Statement":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	yaml := "default_registry: " + acct1 + "\ntemplates:\n  - prefix: team\n    repository_policy: \"@pull.json\"\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cfgPath, nil); err != nil {
+		t.Fatalf("private policy file: %v", err)
+	}
+	if err := os.Chmod(policy, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(cfgPath, nil)
+	if err == nil || !strings.Contains(err.Error(), "config.yaml:4") || !strings.Contains(err.Error(), "templates[0].repository_policy") ||
+		!strings.Contains(err.Error(), `other users can change `+policy) || !strings.Contains(err.Error(), `chmod go-w `+policy) {
+		t.Errorf("group-writable policy file: %v", err)
+	}
+	if cfg, warn, err := LoadTolerant(cfgPath, nil); err != nil || warn != nil || cfg == nil {
+		t.Errorf("LoadTolerant over a loose policy file: %v, %v", warn, err)
+	}
+	if err := os.Chmod(policy, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(policy, 4242, 0); err != nil {
+		t.Fatal(err)
+	}
+	poseAs(t, 4343)
+	if err := os.Chown(dir, 4343, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(cfgPath, 4343, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cfgPath, nil); err == nil || !strings.Contains(err.Error(), "belongs to user id 4242") {
+		t.Errorf("another user's policy file: %v", err)
+	}
+}
