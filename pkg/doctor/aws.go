@@ -39,7 +39,10 @@ func (d *doctor) checkConfig(context.Context) Result {
 			problems = []string{err.Error()}
 		}
 		fix := "fix the file (ecrgate config check lists every problem with its line and key)"
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, config.ErrOthersCanWrite):
+			fix = "the detail says how (chmod go-w, or a file of your own); ecrgate serve refuses the file until then"
+		case errors.Is(err, fs.ErrNotExist):
 			fix = "create the file, or point --config or ECRGATE_CONFIG at the right one"
 		}
 		return Result{Status: Fail, Detail: strings.Join(problems, "; "), Fix: fix}
