@@ -187,7 +187,8 @@ func (d *doctor) checkToken(ctx context.Context, reg ecrhost.Registry) Result {
 	if err != nil {
 		return Result{Status: Skip, Detail: err.Error()}
 	}
-	out, err := c.ECR.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}}) //nolint:staticcheck // registryIds is deprecated but still how a registry is chosen
+	//lint:ignore SA1019 registryIds is deprecated but still names the registry whose proxyEndpoint ECR returns
+	out, err := c.ECR.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}})
 	if err != nil {
 		detail, fix := d.awsError(reg, "ecr:GetAuthorizationToken", err)
 		return Result{Status: Fail, Detail: detail, Fix: fix}

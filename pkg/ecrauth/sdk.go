@@ -76,7 +76,8 @@ func (f *SDKFetcher) fetch(ctx context.Context, cfg aws.Config, reg ecrhost.Regi
 	// The API endpoint follows the registry host: a dkr.ecr-fips host calls
 	// ECR's FIPS endpoint, a dual-stack host the dual-stack one.
 	c := ecr.NewFromConfig(cfg, awsconf.ECROptions(reg, id, f.Env))
-	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}}) //nolint:staticcheck // registryIds is deprecated but still how a registry is chosen
+	//lint:ignore SA1019 registryIds is deprecated but still names the registry whose proxyEndpoint ECR returns
+	out, err := c.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{reg.Account}})
 	if err != nil {
 		return Token{}, err
 	}

@@ -67,13 +67,3 @@ func redact(s string, forms []string) string {
 	}
 	return s
 }
-
-// containsAny reports whether s holds one of forms.
-func containsAny(s string, forms []string) bool {
-	for _, f := range forms {
-		if strings.Contains(s, f) {
-			return true
-		}
-	}
-	return false
-}

@@ -92,16 +92,6 @@ func Endpoint(host string, id Identity, env map[string]string) string {
 	return env["AWS_ENDPOINT_URL"]
 }
 
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 // EnvMap turns KEY=VALUE pairs into a map.
 func EnvMap(env []string) map[string]string {
 	m := make(map[string]string, len(env))

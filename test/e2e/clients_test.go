@@ -291,7 +291,8 @@ func (m *matrixEnv) token(t *testing.T, account string) string {
 	if tok, ok := m.tokens[account]; ok {
 		return tok
 	}
-	out, err := m.api.GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{RegistryIds: []string{account}}) //nolint:staticcheck // how a registry is chosen
+	//lint:ignore SA1019 registryIds is deprecated but still names the registry whose proxyEndpoint ECR returns
+	out, err := m.api.GetAuthorizationToken(context.Background(), &ecr.GetAuthorizationTokenInput{RegistryIds: []string{account}})
 	if err != nil || len(out.AuthorizationData) == 0 || out.AuthorizationData[0].AuthorizationToken == nil {
 		t.Fatalf("GetAuthorizationToken(%s): %v", account, err)
 	}
