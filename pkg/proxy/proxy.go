@@ -160,7 +160,7 @@ func New(o Options) (*Proxy, error) {
 	p := &Proxy{opts: o, log: o.Logger, verified: newVerified(o.VerifyTTL, o.Now)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      &upstreamTransport{p: p, inner: o.Transport},
+		Transport:      newUpstreamChain(o),
 		FlushInterval:  -1,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
@@ -172,10 +172,11 @@ func New(o Options) (*Proxy, error) {
 type ctxKey struct{}
 
 // call is what the handler knows about one request, carried to the
-// transport and ModifyResponse in the request context.
+// transport chain and ModifyResponse in the request context.
 type call struct {
 	route      distpath.Route
 	target     Target
+	mode       Mode   // the Proxy's: whose credentials go upstream
 	clientName string // repository name as the client wrote it
 	clientHost string // host the client addressed
 	scheme     string // scheme the client used
@@ -186,7 +187,16 @@ type call struct {
 	verified bool
 	// sent holds every form of each Authorization value sent upstream,
 	// cut out of whatever ecrgate logs or relays of the upstream's words.
+	// The chain's sentAuth writes it while the request goes out; the
+	// handler reads it once the answer is back, on the same goroutine.
 	sent []string
+}
+
+// mayCreate reports whether ecrgate may create the request's repository
+// with its own identity: always in registry mode; in intercept mode only
+// for a client whose own credentials the upstream accepted.
+func (c *call) mayCreate() bool {
+	return c.mode == RegistryMode || c.verified
 }
 
 // sentAuth records an Authorization value sent upstream.
@@ -269,7 +279,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c := &call{route: route, target: target, clientName: route.Name, clientHost: r.Host, scheme: "http", start: start}
+	c := &call{route: route, target: target, mode: p.opts.Mode, clientName: route.Name, clientHost: r.Host, scheme: "http", start: start}
 	if r.TLS != nil {
 		c.scheme = "https"
 	}

@@ -55,7 +55,8 @@ func (t Timeouts) withDefaults() Timeouts {
 // NewTransport returns the transport for upstream registries, bounded by t
 // (zero fields take DefaultTimeouts): dial, TLS handshake and the wait for
 // response headers, never the bodies. proxy.New uses it when
-// Options.Transport is nil.
+// Options.Transport is nil; it is the innermost link of the upstream chain
+// (see newUpstreamChain).
 func NewTransport(t Timeouts) http.RoundTripper {
 	t = t.withDefaults()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -63,18 +64,27 @@ func NewTransport(t Timeouts) http.RoundTripper {
 	tr.TLSHandshakeTimeout = t.TLSHandshake
 	// Counted from the end of the request body, so uploads are not cut.
 	tr.ResponseHeaderTimeout = t.SlowHeader
-	return &headerTimeout{inner: tr, d: t.Header}
+	return newHeaderTimeout(tr, t.Header, t.SlowHeader)
 }
 
-// headerTimeout gives requests without a body a shorter wait for response
-// headers than the transport's ResponseHeaderTimeout, which must allow for
-// the PUT that completes an upload.
+// headerTimeout gives requests without a body (other than PUT) a shorter
+// wait for response headers than the inner transport's own, which must
+// allow for the PUT that completes an upload; it names the upstream and
+// says what to do in every error.
 type headerTimeout struct {
-	inner *http.Transport
-	d     time.Duration
+	inner http.RoundTripper
+	d     time.Duration // the wait it enforces
+	slow  time.Duration // the inner transport's wait (ResponseHeaderTimeout), for its errors
 }
 
 var _ http.RoundTripper = (*headerTimeout)(nil)
+
+// newHeaderTimeout bounds the wait for response headers of requests without
+// a body other than PUT by d; slow is the inner transport's own
+// ResponseHeaderTimeout, which bounds the others.
+func newHeaderTimeout(inner http.RoundTripper, d, slow time.Duration) http.RoundTripper {
+	return &headerTimeout{inner: inner, d: d, slow: slow}
+}
 
 // errNoHeaders ends a request whose upstream sent no response headers in time.
 var errNoHeaders = errors.New("no response headers in time")
@@ -83,7 +93,7 @@ func (h *headerTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodPut || (req.Body != nil && req.Body != http.NoBody) {
 		resp, err := h.inner.RoundTrip(req)
 		if err != nil && isHeaderTimeout(err) {
-			return nil, &upstreamTimeoutError{host: req.URL.Host, d: h.inner.ResponseHeaderTimeout}
+			return nil, &upstreamTimeoutError{host: req.URL.Host, d: h.slow}
 		}
 		return resp, withAdvice(req.URL.Host, err)
 	}
@@ -152,121 +162,41 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// upstreamTransport adds the proxy's token in registry mode and refreshes
-// it once on a 401 (never in intercept mode, where the client's own
-// credentials go upstream untouched), and re-ensures a repository that
-// vanished (upstream NAME_UNKNOWN on a write), retrying requests that can
-// be replayed. It records every Authorization value it sends, so nothing
-// the upstream echoes of it is logged or relayed.
-type upstreamTransport struct {
-	p     *Proxy
-	inner http.RoundTripper
+// newUpstreamChain builds, in this one place, the transport the handler's
+// ReverseProxy sends every upstream request through: one small
+// RoundTripper per job, outermost first,
+//
+//	recreate     a write the upstream answers NAME_UNKNOWN: forget the
+//	             repository, ensure it again and retry once (registry mode,
+//	             or an intercept client the upstream accepted)
+//	tokenAuth    registry mode: ecrgate's own token on every request,
+//	             refreshed once when the upstream refuses it
+//	sentAuth     records every Authorization value that leaves, so nothing
+//	             the upstream echoes of it is logged or relayed
+//	o.Transport  NewTransport by default: headerTimeout around an
+//	             http.Transport (dial, TLS handshake, response headers)
+//
+// so each attempt, the retries and the /v2/ probe included, carries a fresh
+// token, is recorded and is bounded. No link holds the Proxy: what one
+// needs to know of a request (registry, repository, route, mode, whether
+// the client was verified) comes with it in its context (the call), the
+// rest through its constructor. o must have its defaults (see New).
+func newUpstreamChain(o Options) http.RoundTripper {
+	rt := o.Transport
+	rt = newSentAuth(rt)
+	rt = newTokenAuth(rt, o.Tokens, o.Logger)
+	rt = newRecreate(rt, o.Ensurer, o.Logger)
+	return rt
 }
-
-var _ http.RoundTripper = (*upstreamTransport)(nil)
 
 // maxErrorPeek bounds how much of an upstream error body is read to
 // classify it.
 const maxErrorPeek = 64 << 10
 
+// replayable reports whether r can be sent again: it has no body, or one
+// GetBody can give again.
 func replayable(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
-}
-
-func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := callFrom(req.Context())
-	if c == nil {
-		return t.inner.RoundTrip(req)
-	}
-	// Registry mode only; the handler's Rewrite dropped the client's own.
-	injected := t.p.opts.Mode == RegistryMode
-	var sent *http.Request // the last request sent, with its Authorization
-	send := func(refresh bool) (*http.Response, error) {
-		out := req
-		defer func() {
-			for _, a := range out.Header.Values("Authorization") {
-				c.sentAuth(a)
-			}
-		}()
-		if injected {
-			if refresh {
-				if err := t.p.opts.Tokens.Forget(c.target.Registry); err != nil {
-					t.p.log.Warn("could not drop the refused token from the cache", "registry", c.target.Registry, "err", err)
-				}
-			}
-			tok, err := t.p.opts.Tokens.Token(req.Context(), c.target.Registry)
-			if err != nil {
-				return nil, &tokenError{err: err}
-			}
-			// Clone before setting headers: never mutate the caller's request.
-			out = req.Clone(req.Context())
-			out.Header.Set("Authorization", basicAuth(tok))
-		}
-		sent = out
-		return t.inner.RoundTrip(out)
-	}
-	resp, err := send(false)
-	if err != nil {
-		return nil, err
-	}
-	if injected && (tokenRefused(resp) || (req.Method == http.MethodHead && resp.StatusCode == http.StatusForbidden && t.tokenExpired(sent))) && replayable(req) {
-		// The cached token was revoked or expired early: refresh once.
-		if req, err = rewind(req); err == nil {
-			drain(resp)
-			t.p.log.Info("upstream refused the token; refreshing", "registry", c.target.Registry)
-			return send(true)
-		}
-	}
-	if resp.StatusCode == http.StatusNotFound && c.route.Write {
-		body := peek(resp)
-		if strings.Contains(string(body), "NAME_UNKNOWN") {
-			// A repository we believed in was deleted: forget it, and if the
-			// request can be replayed, create it again and retry once.
-			t.p.opts.Ensurer.Invalidate(c.target.Registry, c.target.Repository)
-			t.p.log.Info("repository vanished upstream", "registry", c.target.Registry, "repository", c.target.Repository)
-			// Never for an intercept-mode client the upstream did not
-			// accept: ecrgate creates with its own identity.
-			mayCreate := injected || c.verified
-			if replayable(req) && c.route.Creates() && mayCreate {
-				if err := t.p.opts.Ensurer.Ensure(req.Context(), c.target.Registry, c.target.Repository); err == nil {
-					if req, err = rewind(req); err == nil {
-						drain(resp)
-						return send(false)
-					}
-				}
-			}
-		}
-	}
-	return resp, nil
-}
-
-// tokenRefused reports an upstream answer that means "get a new token":
-// 401, or ECR's 403 "Your authorization token has expired".
-func tokenRefused(resp *http.Response) bool {
-	switch resp.StatusCode {
-	case http.StatusUnauthorized:
-		return true
-	case http.StatusForbidden:
-		return strings.Contains(string(peek(resp)), "authorization token has expired")
-	}
-	return false
-}
-
-// tokenExpired asks the upstream's /v2/ with the same credentials whether a
-// 403 without a body (a HEAD) means an expired token rather than a denial.
-func (t *upstreamTransport) tokenExpired(sent *http.Request) bool {
-	probe, err := http.NewRequestWithContext(sent.Context(), http.MethodGet, sent.URL.Scheme+"://"+sent.URL.Host+"/v2/", nil)
-	if err != nil {
-		return false
-	}
-	probe.Host = sent.Host
-	probe.Header.Set("Authorization", sent.Header.Get("Authorization"))
-	resp, err := t.inner.RoundTrip(probe)
-	if err != nil {
-		return false
-	}
-	defer drain(resp)
-	return tokenRefused(resp)
 }
 
 // rewind returns req with a fresh body for a second attempt.
