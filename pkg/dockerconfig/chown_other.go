@@ -1,15 +1,11 @@
-//go:build !(darwin || dragonfly || freebsd || linux || netbsd || openbsd)
+//go:build !unix
 
 package dockerconfig
 
 import (
 	"io/fs"
 	"os"
-	"time"
 )
 
-// lockPath is a no-op where flock is unavailable; Apply still re-reads the
-// file and refuses when it changed since the plan was made.
-func lockPath(string, time.Duration) (func(), error) { return func() {}, nil }
-
+// chownLike does nothing where files have no Unix owner.
 func chownLike(*os.File, fs.FileInfo) {}
