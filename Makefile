@@ -16,6 +16,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ecrgate ./cmd/proxy
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/docker-credential-ecrgate ./cmd/credhelper
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ecrgate-fetch-token ./cmd/tokenfetch
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ecrgate-emulator ./cmd/emulator
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -54,6 +55,7 @@ install: build
 	install -m 0755 bin/ecrgate $(DESTDIR)$(BINDIR)/ecrgate
 	install -m 0755 bin/docker-credential-ecrgate $(DESTDIR)$(BINDIR)/docker-credential-ecrgate
 	install -m 0755 bin/ecrgate-fetch-token $(DESTDIR)$(BINDIR)/ecrgate-fetch-token
+	install -m 0755 bin/ecrgate-emulator $(DESTDIR)$(BINDIR)/ecrgate-emulator
 
 clean:
 	rm -rf bin

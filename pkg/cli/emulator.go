@@ -1,128 +1,153 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"net"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
-	"time"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ecrgate/ecrgate/pkg/atomicfile"
-	"github.com/ecrgate/ecrgate/pkg/ecrfake"
+	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
+// emulatorName is the program `ecrgate emulator` runs (cmd/emulator,
+// pkg/emulatorcmd): the emulator's registry code stays out of ecrgate.
+const emulatorName = "ecrgate-emulator"
+
 func newEmulatorCmd() *cobra.Command {
-	var (
-		listen, region, accessKey, secretKey, storage, envFile, logLevel string
-		accounts, faults                                                 []string
-		latency                                                          time.Duration
-		blobRedirect                                                     bool
-	)
-	cmd := &cobra.Command{
-		Use:   "emulator",
+	return &cobra.Command{
+		Use:   "emulator [flags]",
 		Short: "Run a local Amazon ECR emulator (API, registry, STS, SSO) for demos and tests",
 		Long: `Run an Amazon ECR emulator on one local port: the ECR API (SigV4-checked),
 a registry that behaves like ECR's (tokens, NAME_UNKNOWN, immutable tags,
 creation templates with CREATE_ON_PUSH), STS and the SSO portal.
 
-It prints the environment a client needs (AWS_ENDPOINT_URL_ECR and friends)
-and runs until interrupted. Test controls live under /_ecrfake/:
-  GET  /_ecrfake/calls                      call counts per operation
-  POST /_ecrfake/fail?op=CreateRepository&n=2&fault=throttle|500|drop|cut:<bytes>
-  POST /_ecrfake/latency?d=250ms
-  POST /_ecrfake/expire-tokens
-  POST /_ecrfake/reset`,
+The emulator is its own program, ecrgate-emulator, installed beside ecrgate
+(make install); this command runs it with the same arguments, standard input
+and output, signals and exit status. ECRGATE_EMULATOR names another copy.
+"ecrgate emulator --help" lists its flags.`,
 		Example: `  ecrgate emulator --listen 127.0.0.1:5080
   ecrgate emulator --accounts 123456789012,222222222222 --storage /tmp/ecr --env-file /tmp/ecr.env
   ecrgate emulator --latency 80ms --fail CreateRepository=2:throttle`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(cmd.ErrOrStderr(), logLevel, "text")
+		// Every argument, --help included, belongs to ecrgate-emulator.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := emulatorPath(os.Environ())
 			if err != nil {
+				if wantsHelp(args) {
+					// Say what the command is even where the emulator is not installed.
+					fmt.Fprintf(cmd.ErrOrStderr(), "ecrgate: %v\n\n", err)
+					return cmd.Help()
+				}
 				return err
 			}
-			e, err := ecrfake.New(ecrfake.Options{Accounts: accounts, Region: region, AccessKey: accessKey,
-				SecretKey: secretKey, StorageDir: storage, Latency: latency, Logger: log, BlobRedirect: blobRedirect})
-			if err != nil {
-				return fmt.Errorf("emulator: %w", err)
-			}
-			for _, f := range faults {
-				op, n, kind, err := ecrfake.ParseFaultSpec(f)
-				if err != nil {
-					e.Close()
-					return fmt.Errorf("--fail: %w", err)
-				}
-				e.FailNext(op, n, kind)
-			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				e.Close()
-				return fmt.Errorf("emulator: listen on %s: %w", listen, err)
-			}
-			if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
-				log.Warn("the emulator listens beyond loopback; anyone who can reach it can use it", "addr", ln.Addr().String())
-			}
-			url := "http://" + ln.Addr().String()
-			env := exportLines(url, e)
-			fmt.Fprintf(cmd.OutOrStdout(), "# ecrgate emulator: ECR for %s in %s on %s\n%s",
-				strings.Join(e.Accounts(), ", "), e.Region(), url, env)
-			if envFile != "" {
-				if err := writePrivateFile(envFile, []byte(env)); err != nil {
-					ln.Close()
-					e.Close()
-					return fmt.Errorf("--env-file: %w", err)
-				}
-			}
-			log.Info("emulator ready", "url", url, "accounts", strings.Join(e.Accounts(), ","), "region", e.Region(), "storage", storage)
-			return e.Serve(cmd.Context(), ln)
+			return runEmulator(cmd.Context(), path, args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
+		ValidArgsFunction: completeEmulator,
 	}
-	f := cmd.Flags()
-	f.StringVar(&listen, "listen", "127.0.0.1:5080", "address to serve the emulator on")
-	f.StringSliceVar(&accounts, "accounts", []string{ecrfake.DefaultAccount}, "registry ids (12 digits) to serve; the first is the default")
-	f.StringVar(&region, "region", ecrfake.DefaultRegion, "default region")
-	f.StringVar(&accessKey, "access-key", ecrfake.DefaultAccessKey, "access key id the emulator accepts")
-	f.StringVar(&secretKey, "secret-key", ecrfake.DefaultSecretKey, "secret access key for --access-key")
-	f.StringVar(&storage, "storage", "", "directory to keep images and state in (default: memory)")
-	f.StringVar(&envFile, "env-file", "", "also write the export lines to this file (mode 0600)")
-	f.DurationVar(&latency, "latency", 0, "delay every call by this much, like a real AWS round trip")
-	f.StringArrayVar(&faults, "fail", nil, "fail the next N calls of an operation: Operation=N:500|throttle|drop|cut:<bytes> (cut: drop the connection after that many body bytes; repeatable)")
-	f.StringVar(&logLevel, "log-level", "info", "debug logs every request")
-	f.BoolVar(&blobRedirect, "blob-redirect", false, "answer blob downloads with a redirect to a presigned URL on a second local port, as ECR redirects to S3")
-	return cmd
 }
 
-// exportLines is the shell environment a client needs to use the emulator.
-func exportLines(url string, e *ecrfake.Emulator) string {
-	var b strings.Builder
-	for _, kv := range envFor(url, e) {
-		k, v, _ := strings.Cut(kv, "=")
-		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
+// emulatorPath finds ecrgate-emulator: $ECRGATE_EMULATOR, else beside the
+// running ecrgate, else on PATH.
+func emulatorPath(env []string) (string, error) {
+	if p := tokencache.EnvMap(env)["ECRGATE_EMULATOR"]; p != "" {
+		return p, nil
 	}
-	return b.String()
-}
-
-func envFor(url string, e *ecrfake.Emulator) []string {
-	out := []string{}
-	for _, kv := range e.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "AWS_ENDPOINT_URL_") {
-			v = url
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), emulatorName+exeSuffix())
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
 		}
-		out = append(out, k+"="+v)
 	}
-	return out
+	if p, err := exec.LookPath(emulatorName); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s is not next to ecrgate nor on PATH: install it with make install, or set ECRGATE_EMULATOR to its path", emulatorName)
 }
 
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=,") == "" {
-		return s
+func exeSuffix() string {
+	if runtime.GOOS == "windows" {
+		return ".exe"
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return ""
 }
 
-// writePrivateFile writes data atomically with mode 0600.
-func writePrivateFile(path string, data []byte) error {
-	return atomicfile.WriteFile(path, data, 0o600, false)
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// runEmulator runs the emulator at path with args and the given standard
+// streams until it exits, forwarding SIGINT and SIGTERM to it; when ctx ends
+// without a signal it interrupts the emulator. A failed emulator's error
+// wraps its *exec.ExitError, whose ExitCode is the emulator's.
+func runEmulator(ctx context.Context, path string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := exec.Command(path, args...)
+	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case s := <-sigs:
+			_ = c.Process.Signal(s) // it may have exited already; Wait tells
+		case <-ctxDone:
+			ctxDone = nil
+			if c.Process.Signal(os.Interrupt) != nil {
+				_ = c.Process.Kill() // Windows has no interrupt to send
+			}
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("%s: %w", emulatorName, err)
+			}
+			return nil
+		}
+	}
+}
+
+// completeEmulator completes "ecrgate emulator …" by asking ecrgate-emulator
+// itself (cobra's hidden __complete command), so its flags complete as
+// before it became its own program.
+func completeEmulator(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	path, err := emulatorPath(os.Environ())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out, err := exec.CommandContext(ctx, path, append(append([]string{cobra.ShellCompRequestCmd}, args...), toComplete)...).Output()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	last, ok := strings.CutPrefix(lines[len(lines)-1], ":")
+	d, err := strconv.Atoi(last)
+	if !ok || err != nil {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	return lines[:len(lines)-1], cobra.ShellCompDirective(d)
 }
