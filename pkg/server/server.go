@@ -1,7 +1,9 @@
 // Package server runs `ecrgate serve`: the registry-mode proxy on its
-// listener and /healthz and /metrics on the admin listener, wired to the
-// token source, the repository ensurer and the configuration, until the
-// context ends; then it lets in-flight pushes finish.
+// listener, intercept mode on its own listener when a local CA exists, and
+// /healthz and /metrics on the admin listener, wired to the token source,
+// the repository ensurer, the configuration and its one resolver
+// (pkg/route), until the context ends; then it lets in-flight pushes on
+// every listener finish.
 package server
 
 import (
@@ -17,12 +19,14 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/listen"
 	"github.com/ecrgate/ecrgate/pkg/proxy"
 	"github.com/ecrgate/ecrgate/pkg/repocreate"
+	"github.com/ecrgate/ecrgate/pkg/route"
 )
 
 // DefaultShutdownTimeout is how long in-flight pushes get after a stop signal.
@@ -69,33 +73,33 @@ type Options struct {
 	InterceptReady func(net.Addr)
 }
 
-// Resolver maps registry-mode names to upstream targets by the config: a
-// name qualified with a registry of the config (<registry host>/<repo>, what
-// a containerd hosts.toml host with override_path sends) goes to that
-// registry; any other by routes and default_registry.
+// Resolver maps registry-mode names to upstream targets by the config, as
+// pkg/route resolves them: a name qualified with a registry of the config
+// (<registry host>/<repo>, what a containerd hosts.toml host with
+// override_path sends) goes to that registry; any other by routes and
+// default_registry.
 func Resolver(cfg *config.Config) func(host, name string) (proxy.Target, error) {
-	where := cfg.Path
-	if where == "" {
-		where = "the config file"
+	return targets(route.New(cfg), upstreamCache(cfg), route.RegistryListener, "")
+}
+
+// targets returns the proxy's Resolve for requests on listener (with
+// ?ns=ns when ns is not ""): the route rt answers, sent to the registry's
+// upstream.
+func targets(rt *route.Resolver, upstreams func(string) (*url.URL, error), listener route.Listener, ns string) func(host, name string) (proxy.Target, error) {
+	var nsValues []string
+	if ns != "" {
+		nsValues = []string{ns}
 	}
-	upstreams := upstreamCache(cfg)
-	qualified := qualifiedNames(cfg)
-	return func(_, name string) (proxy.Target, error) {
-		registry, repo := cfg.DefaultRegistry, name
-		if reg, rest, ok := qualified(name); ok {
-			registry, repo = reg, rest
-		} else if name != "" {
-			registry, repo = cfg.RegistryFor(name)
-		}
-		if registry == "" {
-			return proxy.Target{}, errcode.ErrorCodeNameUnknown.WithMessage(fmt.Sprintf(
-				"no ECR registry for %q: set default_registry (or a route for its prefix) in %s", name, where))
-		}
-		upstream, err := upstreams(registry)
+	return func(host, name string) (proxy.Target, error) {
+		r, err := rt.Resolve(route.Request{Listener: listener, Host: host, NS: nsValues, Name: name})
 		if err != nil {
 			return proxy.Target{}, err
 		}
-		return proxy.Target{Registry: registry, Repository: repo, Upstream: upstream}, nil
+		upstream, err := upstreams(r.Registry)
+		if err != nil {
+			return proxy.Target{}, err
+		}
+		return proxy.Target{Registry: r.Registry, Repository: r.Repository, Upstream: upstream}, nil
 	}
 }
 
@@ -161,14 +165,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer ens.Close()
 	// One manifest budget for every proxy this server runs (registry mode,
-	// each ?ns= registry, intercept mode): the cap is on the process.
-	base := proxy.Options{Resolve: Resolver(cfg), AnswerPing: true, Ensurer: ens, Tokens: tokens,
+	// each ?ns= registry, intercept mode): the cap is on the process. One
+	// resolver answers for all of them.
+	rt := route.New(cfg)
+	upstreams := upstreamCache(cfg)
+	base := proxy.Options{Resolve: targets(rt, upstreams, route.RegistryListener, ""), AnswerPing: true, Ensurer: ens, Tokens: tokens,
 		Transport: o.Transport, Logger: log, Metrics: metrics, ManifestBudget: proxy.NewManifestBudget(proxy.DefaultManifestBudget)}
 	p, err := proxy.New(base)
 	if err != nil {
 		return err
 	}
-	reg, err := newNSRouter(cfg, base, p, log)
+	reg, err := newNSRouter(rt, upstreams, base, p, log)
 	if err != nil {
 		return err
 	}
@@ -180,44 +187,70 @@ func Run(ctx context.Context, o Options) error {
 	adminSrv := &http.Server{Handler: adminGuard(cfg, mux), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
-	errc := make(chan error, 3)
-	ictx, stopIntercept := context.WithCancel(ctx)
-	defer stopIntercept()
-	iaddr, err := startIntercept(ictx, o, log, proxy.New, base, errc)
+	iaddr, serveIntercept, err := startIntercept(ctx, o, log, rt, upstreams, base)
 	if err != nil {
 		return err
 	}
 	if iaddr != nil && o.InterceptReady != nil {
 		o.InterceptReady(iaddr)
 	}
-	go func() { errc <- serve(regSrv, regLn) }()
-	go func() { errc <- serve(adminSrv, adminLn) }()
+
+	// Every listener serves in the group until runCtx ends (the stop
+	// signal, or one of them failing) and then drains its in-flight
+	// requests within ShutdownTimeout; Run returns when all have drained.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		g    errgroup.Group
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(serve func(ctx context.Context) error) {
+		g.Go(func() error {
+			err := serve(runCtx)
+			if err != nil {
+				stop()
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return err
+		})
+	}
+	run(func(ctx context.Context) error { return serveHTTP(ctx, regSrv, regLn, o.ShutdownTimeout, stop) })
+	run(func(ctx context.Context) error { return serveHTTP(ctx, adminSrv, adminLn, o.ShutdownTimeout, stop) })
+	if serveIntercept != nil {
+		run(serveIntercept)
+	}
 	log.Info("ecrgate serving", "registry", "http://"+regLn.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
 		"default_registry", cfg.DefaultRegistry, "routes", len(cfg.Routes), "dry_run", cfg.DryRun, "config", cfg.Path)
 	if o.Ready != nil {
 		o.Ready(regLn.Addr(), adminLn.Addr())
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
+	<-runCtx.Done()
 	log.Info("shutting down; letting in-flight pushes finish", "timeout", o.ShutdownTimeout)
 	if o.Stopping != nil {
 		o.Stopping()
 	}
-	// A fresh context: the one that ended must not cut the drain short.
-	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
-	defer cancel()
-	err = errors.Join(regSrv.Shutdown(sctx), adminSrv.Shutdown(sctx))
-	return errors.Join(runErr, err)
+	_ = g.Wait()
+	return errors.Join(errs...)
 }
 
-func serve(s *http.Server, ln net.Listener) error {
-	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+// serveHTTP serves s on ln until ctx ends, or calls stop when serving
+// fails; then it drains s's in-flight requests within timeout.
+func serveHTTP(ctx context.Context, s *http.Server, ln net.Listener, timeout time.Duration, stop func()) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc: // only a failure: ErrServerClosed comes after Shutdown
+		stop()
 	}
-	return nil
+	// A fresh context: the one that ended must not cut the drain short.
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return errors.Join(serveErr, s.Shutdown(sctx))
 }
 
 func openListener(ctx context.Context, name, key, addr string, given map[string]net.Listener) (net.Listener, error) {
