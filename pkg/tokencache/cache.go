@@ -1,7 +1,10 @@
 // Package tokencache is the registry-token cache that the credential helper
 // and the proxy share: one 0600 JSON file per (registry, identity) key in a
-// 0700 directory, replaced atomically, guarded by a lock file per key. It
-// links no AWS SDK, so the credential helper's warm path starts fast.
+// 0700 directory, replaced atomically, guarded by a lock file per key
+// (pkg/filelock), and Source, the one algorithm over it (memory, file,
+// lock, re-check, fetch, write, still-valid fallback) given a fetch
+// function. It links no AWS SDK, so the credential helper's warm path
+// starts fast.
 package tokencache
 
 import (
@@ -11,14 +14,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/atomicfile"
+	"github.com/ecrgate/ecrgate/pkg/filelock"
 )
 
 // Cache keeps one JSON file per cache key in dir (0700), each file 0600
@@ -38,10 +42,13 @@ type cacheEntry struct {
 	Token Token  `json:"token"`
 }
 
+// errSymlink is openNoFollow's error for a symbolic link at the path.
+var errSymlink = errors.New("a symbolic link")
+
 // maxCacheFile bounds what is read from a cache file.
 const maxCacheFile = 64 << 10
 
-// lockTimeout bounds the wait for another process's refresh.
+// lockTimeout bounds the wait for another process's refresh (pkg/filelock).
 const lockTimeout = 30 * time.Second
 
 func (c Cache) path(key string) string {
@@ -70,9 +77,9 @@ func (c Cache) checkDir() error {
 // refuses a file that is not private (wrapping ErrNotPrivate).
 func readEntry(path string) (cacheEntry, error) {
 	var e cacheEntry
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := openNoFollow(path)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		if errors.Is(err, errSymlink) {
 			return e, fmt.Errorf("%w: token cache file %s is a symbolic link, not a regular file: remove it (ecrgate writes a new one)", ErrNotPrivate, path)
 		}
 		return e, err
@@ -153,34 +160,19 @@ func (c Cache) Lock(ctx context.Context, key string) (func(), error) {
 		return nil, fmt.Errorf("%w: %w", ErrNotPrivate, err)
 	}
 	p := strings.TrimSuffix(c.path(key), ".json") + ".lock"
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
+	unlock, err := filelock.Lock(ctx, p, lockTimeout)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return unlock, nil
+	case errors.Is(err, filelock.ErrTimeout):
+		return nil, fmt.Errorf("lock token cache: another ecrgate process held %s for %s", p, lockTimeout)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return nil, ctx.Err()
+	case errors.As(err, &pe):
 		return nil, fmt.Errorf("open token cache lock: %w", err)
 	}
-	deadline := time.Now().Add(lockTimeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock token cache: %w", err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lock token cache: another ecrgate process held %s for %s", p, lockTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	return nil, fmt.Errorf("lock token cache: %w", err)
 }
 
 // entries reads every valid cache file. A directory that is not private
