@@ -4,8 +4,9 @@
 // GetAuthorizationToken at most once per (registry, AWS identity) per token
 // lifetime, from a memory cache, then a file cache shared by every process
 // of the user (so 50 credential helpers started at once make one API call),
-// then the API. Tokens are refreshed when less than a margin of their life
-// is left, and an expired token is never handed out.
+// then the API: tokencache.Source's algorithm, with the AWS SDK as its
+// fetch. Tokens are refreshed when less than a margin of their life is
+// left, and an expired token is never handed out.
 //
 // The cache key names the identity without resolving credentials — the
 // registry's configured profile or role, else a hash of the access key id
@@ -20,8 +21,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
@@ -61,14 +60,12 @@ type Options struct {
 	NoCache bool
 }
 
-// Source hands out registry tokens. Safe for concurrent use.
+// Source hands out registry tokens: tokencache.Source's algorithm with
+// the Fetcher as its fetch. Safe for concurrent use.
 type Source struct {
-	opts  Options
-	log   *slog.Logger
-	group singleflight.Group
-	mu    sync.Mutex
-	mem   map[string]Token // key -> token
-	keys  sync.Map         // registry string -> resolved
+	opts   Options
+	tokens *tokencache.Source
+	keys   sync.Map // registry string -> resolved
 }
 
 // New returns a Source.
@@ -89,81 +86,34 @@ func New(opts Options) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{opts: opts, log: log, mem: map[string]Token{}}
+	s := &Source{opts: opts}
+	s.tokens = &tokencache.Source{
+		Cache: tokencache.Cache{Dir: opts.CacheDir},
+		Key: func(registry string) (string, error) {
+			r, err := s.resolve(registry)
+			return r.key, err
+		},
+		Fetch:   s.fetch,
+		Margin:  opts.Margin,
+		Now:     opts.Now,
+		NoCache: opts.NoCache,
+		Log:     log,
+	}
+	return s
 }
 
 // Token returns a token for registry (a host accepted by ecrhost.Parse).
 func (s *Source) Token(ctx context.Context, registry string) (Token, error) {
+	return s.tokens.Token(ctx, registry)
+}
+
+// fetch calls GetAuthorizationToken for registry as its identity.
+func (s *Source) fetch(ctx context.Context, registry string) (Token, error) {
 	r, err := s.resolve(registry)
 	if err != nil {
 		return Token{}, err
 	}
-	reg, id, key := r.reg, r.id, r.key
-	now := s.opts.Now()
-	if !s.opts.NoCache {
-		s.mu.Lock()
-		t, ok := s.mem[key]
-		s.mu.Unlock()
-		if ok && t.Usable(now, s.opts.Margin) {
-			s.log.Debug("token from memory", "registry", reg.Host)
-			return t, nil
-		}
-	}
-	v, err, _ := s.group.Do(key, func() (any, error) { return s.load(ctx, reg, id, key) })
-	if err != nil {
-		return Token{}, err
-	}
-	return v.(Token), nil
-}
-
-// load finds a token in the file cache or fetches one, under the file lock
-// so that concurrent processes make one API call between them.
-func (s *Source) load(ctx context.Context, reg ecrhost.Registry, id Identity, key string) (Token, error) {
-	if s.opts.NoCache || s.opts.CacheDir == "" {
-		t, err := s.opts.Fetcher.Fetch(ctx, reg, id)
-		if err != nil {
-			return Token{}, err
-		}
-		if !s.opts.NoCache {
-			s.remember(key, t)
-		}
-		return t, nil
-	}
-	fc := tokencache.Cache{Dir: s.opts.CacheDir}
-	if t, ok := fc.Read(key, s.log); ok && t.Usable(s.opts.Now(), s.opts.Margin) {
-		s.log.Debug("token from file cache", "registry", reg.Host)
-		s.remember(key, t)
-		return t, nil
-	}
-	unlock, err := fc.Lock(ctx, key)
-	if err != nil {
-		return Token{}, err
-	}
-	defer unlock()
-	// Another process may have refreshed the token while we waited.
-	cached, ok := fc.Read(key, s.log)
-	if ok && cached.Usable(s.opts.Now(), s.opts.Margin) {
-		s.log.Debug("token from file cache after lock", "registry", reg.Host)
-		s.remember(key, cached)
-		return cached, nil
-	}
-	t, err := s.opts.Fetcher.Fetch(ctx, reg, id)
-	if err != nil {
-		// A refresh inside the margin failed; the old token is still valid, so
-		// use it rather than fail a push — but never an expired one.
-		if ok && cached.Valid(s.opts.Now()) {
-			s.log.Warn("token refresh failed; using the cached token until it expires",
-				"registry", reg.Host, "expires_at", cached.ExpiresAt, "err", err)
-			return cached, nil
-		}
-		return Token{}, err
-	}
-	if err := fc.Write(key, t); err != nil {
-		s.log.Warn("could not write the token cache", "err", err)
-	}
-	s.remember(key, t)
-	s.log.Debug("token fetched", "registry", reg.Host, "expires_at", t.ExpiresAt)
-	return t, nil
+	return s.opts.Fetcher.Fetch(ctx, r.reg, r.id)
 }
 
 // resolved is what a registry string means to the Source: the parsed host,
@@ -191,45 +141,17 @@ func (s *Source) resolve(registry string) (resolved, error) {
 	return r, nil
 }
 
-func (s *Source) remember(key string, t Token) {
-	s.mu.Lock()
-	s.mem[key] = t
-	s.mu.Unlock()
-}
-
 // Forget drops registry's cached tokens for every identity (docker logout).
 func (s *Source) Forget(registry string) error {
 	reg, err := ecrhost.Parse(registry)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	for k, t := range s.mem {
-		if t.Registry == reg.Host {
-			delete(s.mem, k)
-		}
-	}
-	s.mu.Unlock()
-	if s.opts.CacheDir == "" {
-		return nil
-	}
-	return tokencache.Cache{Dir: s.opts.CacheDir}.RemoveRegistry(reg.Host, s.log)
+	return s.tokens.Forget(reg.Host)
 }
 
 // Cached lists the registries that have an unexpired token in the file cache.
-func (s *Source) Cached() []Token {
-	if s.opts.CacheDir == "" {
-		return nil
-	}
-	now := s.opts.Now()
-	var out []Token
-	for _, t := range (tokencache.Cache{Dir: s.opts.CacheDir}).All(s.log) {
-		if t.Valid(now) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+func (s *Source) Cached() []Token { return s.tokens.Cached() }
 
 // CacheKey names a (registry, identity) pair (tokencache.Key).
 func CacheKey(host string, id Identity, env []string) string { return tokencache.Key(host, id, env) }
