@@ -77,6 +77,12 @@ type Result struct {
 	Route      string   `json:"route,omitempty"`     // the routes: prefix that matched
 	Notes      []string `json:"notes,omitempty"`
 
+	// Via is the rule that chose the registry, as pkg/route names it for
+	// `ecrgate serve`: "default_registry (config.yaml:1)", "routes[0]
+	// prefix prod/ (config.yaml:3)", "registry-qualified path",
+	// "intercept.hosts", "--registry".
+	Via string `json:"via,omitempty"`
+
 	Valid         bool   `json:"valid"`
 	InvalidReason string `json:"invalid_reason,omitempty"`
 
@@ -149,7 +155,7 @@ func Explain(ctx context.Context, name string, o Options) (*Result, error) {
 		return nil, err
 	}
 	r := &Result{Input: name, Mode: t.mode, Registry: t.registry, Repository: t.repository, Reference: ref.ref,
-		Route: t.route, Notes: t.notes, DryRun: cfg.DryRun}
+		Route: t.route, Via: t.via, Notes: t.notes, DryRun: cfg.DryRun}
 
 	p, err := repocreate.Decide(cfg, t.registry, t.repository)
 	var ec errcode.Error

@@ -1,13 +1,15 @@
 package explain
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
 	"github.com/ecrgate/ecrgate/pkg/config"
-	"github.com/ecrgate/ecrgate/pkg/ecrhost"
-	"github.com/ecrgate/ecrgate/pkg/server"
+	"github.com/ecrgate/ecrgate/pkg/route"
 )
 
 // Ways a name reaches ECR, the values of Result.Mode.
@@ -67,25 +69,31 @@ type target struct {
 	registry   string
 	repository string
 	route      string   // the routes: prefix that matched ("" for none)
+	via        string   // the rule that chose the registry, as route.Rule names it
 	notes      []string // things worth knowing about the mapping
 }
 
-// resolve maps a parsed name to its registry and repository under cfg, as
-// `ecrgate serve` does. registry is --registry for bare names ("" if unset).
+// resolve maps a parsed name to its registry and repository under cfg, by
+// asking pkg/route what `ecrgate serve` would be asked: a local host
+// (localhost:5000, a local_hosts: key) is a request on the registry-mode
+// listener, an ECR host one on the intercept listener, and a bare name one
+// on the registry-mode listener (or, with --registry, for that registry
+// under the same name). registry is --registry ("" if unset).
 func resolve(cfg *config.Config, r reference, registry string) (target, error) {
 	where := cfg.Path
 	if where == "" {
 		where = "the configuration (no file)"
 	}
+	rt := route.New(cfg)
 	switch {
 	case r.host == "" && registry != "":
-		reg, err := ecrhost.Parse(registry)
+		got, err := rt.Resolve(route.Request{Listener: route.InterceptListener, Host: registry, Name: r.path})
 		if err != nil {
-			return target{}, fmt.Errorf("--registry %s: %w", registry, err)
+			return target{}, fmt.Errorf("--registry %s: %s", registry, message(err))
 		}
-		return target{mode: ModeBare, registry: reg.Host, repository: r.path}, nil
+		return target{mode: ModeBare, registry: got.Registry, repository: got.Repository, via: "--registry"}, nil
 	case r.host == "":
-		t, err := byRoutes(cfg, r.path, where)
+		got, err := rt.Resolve(route.Request{Listener: route.RegistryListener, Host: cfg.Listen, Name: r.path})
 		if err != nil && len(cfg.RegistryHosts()) == 1 {
 			only := cfg.RegistryHosts()[0]
 			return target{mode: ModeBare, registry: only, repository: r.path,
@@ -94,63 +102,56 @@ func resolve(cfg *config.Config, r reference, registry string) (target, error) {
 		if err != nil {
 			return target{}, fmt.Errorf("no registry for %q: set default_registry in %s, or name one with --registry <account>.dkr.ecr.<region>.amazonaws.com", r.path, where)
 		}
+		t := fromRoute(got)
 		t.mode = ModeBare
 		return t, nil
-	case isLocal(cfg, r.host):
-		t, err := byRoutes(cfg, r.path, where)
+	case rt.IsLocalHost(r.host):
+		got, err := rt.Resolve(route.Request{Listener: route.RegistryListener, Host: r.host, Name: r.path})
 		if err != nil {
-			return target{}, err
+			return target{}, errors.New(message(err))
 		}
+		t := fromRoute(got)
 		t.mode = ModeRegistry
 		if !samePort(r.host, cfg.Listen) {
 			t.notes = append(t.notes, fmt.Sprintf("ecrgate listens on %s (listen: in %s), not on %s", cfg.Listen, where, r.host))
 		}
 		return t, nil
 	}
-	reg, err := ecrhost.Parse(r.host)
+	got, err := rt.Resolve(route.Request{Listener: route.InterceptListener, Host: r.host, Name: r.path})
 	if err != nil {
-		return target{}, fmt.Errorf("%s is neither an ECR registry (%v) nor ecrgate's registry-mode address (%s)", r.host, err, cfg.Listen)
+		return target{}, fmt.Errorf("%s is neither an ECR registry (%s) nor ecrgate's registry-mode address (%s)", r.host, message(err), cfg.Listen)
 	}
-	t := target{mode: ModeDirect, registry: reg.Host, repository: r.path}
-	if server.InterceptHosts(cfg)(reg.Host) {
-		t.mode = ModeIntercept
-	} else {
+	t := fromRoute(got)
+	t.mode = string(got.Mode)
+	if got.Mode == route.ModeDirect {
 		t.notes = append(t.notes, fmt.Sprintf(
 			"intercept mode does not decrypt %s (intercept.hosts: %s): a push of this name goes straight to ECR and ecrgate creates nothing; add the registry to registries: in %s, or push localhost:%s/%s",
-			reg.Host, cfg.Intercept.Hosts, where, portOf(cfg.Listen), r.path))
+			got.Registry, cfg.Intercept.Hosts, where, portOf(cfg.Listen), r.path))
 	}
 	return t, nil
 }
 
-// byRoutes maps a registry-mode name with routes: and default_registry.
-func byRoutes(cfg *config.Config, path, where string) (target, error) {
-	registry, repo := cfg.RegistryFor(path)
-	if registry == "" {
-		return target{}, fmt.Errorf("no ECR registry for %q: set default_registry (or a route for its prefix) in %s", path, where)
+// fromRoute is the target of a route.
+func fromRoute(got route.Route) target {
+	t := target{registry: got.Registry, repository: got.Repository, via: got.Rule.String()}
+	switch got.Rule.Kind {
+	case route.RuleRoute:
+		t.route = got.Rule.Prefix
+	case route.RuleQualified:
+		t.notes = append(t.notes, fmt.Sprintf(
+			"the name starts with registry %s of the config (a registry-qualified path, as containerd's hosts.toml override_path sends it): that registry, without routes: or default_registry", got.Registry))
 	}
-	t := target{registry: registry, repository: repo}
-	if repo != path {
-		t.route = strings.TrimSuffix(path, repo)
-	}
-	return t, nil
+	return t
 }
 
-// isLocal reports whether host is ecrgate's registry-mode address: a
-// local_hosts: key, the listen address, or a loopback host.
-func isLocal(cfg *config.Config, host string) bool {
-	if _, ok := cfg.LocalRegistry(host); ok || strings.EqualFold(host, cfg.Listen) {
-		return true
+// message is the text of a route error: a registry error's message
+// without its code's description.
+func message(err error) string {
+	var ec errcode.Error
+	if errors.As(err, &ec) {
+		return ec.Message
 	}
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return err.Error()
 }
 
 func portOf(hostport string) string {

@@ -1,0 +1,50 @@
+package explain_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/explain"
+)
+
+// Every form of a name resolves as `ecrgate serve` resolves the request it
+// becomes (pkg/route): issue 12's bug was explain sending a
+// registry-qualified path to default_registry under the whole path while
+// serve sent it to the named registry.
+func TestExplainResolvesLikeServe(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	yaml := "default_registry: " + reg + "\nroutes:\n  - prefix: prod/\n    registry: " + other + "\nregistries:\n  - host: " + other + "\nlocal_hosts:\n  devbox: " + reg + "\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, []string{"HOME=" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, registry, repo, mode, via string
+		registryFlag                    string
+	}{
+		{"localhost:5000/" + other + "/team/app:1", other, "team/app", explain.ModeRegistry, "registry-qualified path", ""},
+		{"localhost:5000/team/app:1", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", ""},
+		{"127.0.0.1:5000/prod/svc", other, "svc", explain.ModeRegistry, "routes[0] prefix prod/ (" + path + ":3)", ""},
+		{"registry.localhost:5000/team/app", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", ""},
+		{"devbox:5000/team/app", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", ""},
+		{other + "/prod/svc:1", other, "prod/svc", explain.ModeIntercept, "intercept.hosts", ""},
+		{"team/app", reg, "team/app", explain.ModeBare, "default_registry (" + path + ":1)", ""},
+		{"team/app", other, "team/app", explain.ModeBare, "--registry", other},
+	} {
+		r, err := explain.Explain(context.Background(), tc.name, explain.Options{Config: cfg, Offline: true, Registry: tc.registryFlag})
+		if err != nil {
+			t.Fatalf("Explain(%q): %v", tc.name, err)
+		}
+		if r.Registry != tc.registry || r.Repository != tc.repo || r.Mode != tc.mode || r.Via != tc.via {
+			t.Errorf("Explain(%q) = %s %q %s via %q; want %s %q %s via %q", tc.name, r.Registry, r.Repository, r.Mode, r.Via,
+				tc.registry, tc.repo, tc.mode, tc.via)
+		}
+	}
+}
