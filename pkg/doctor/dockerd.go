@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ecrgate/ecrgate/pkg/listen"
 )
 
 // DockerdProxy is dockerd's proxy environment.
@@ -213,9 +215,9 @@ func (d *doctor) checkDockerdProxy(ctx context.Context) Result {
 	return Result{Status: OK, Detail: detail}
 }
 
-// sameEndpoint reports whether proxy (a URL or host:port) is listen, taking
-// any loopback name for any other.
-func sameEndpoint(proxy, listen string) bool {
+// sameEndpoint reports whether proxy (a URL or host:port) is the listen
+// address addr, taking any loopback name for any other.
+func sameEndpoint(proxy, addr string) bool {
 	hostport := proxy
 	if u, err := url.Parse(proxy); err == nil && u.Host != "" {
 		if u.Scheme != "http" {
@@ -224,19 +226,13 @@ func sameEndpoint(proxy, listen string) bool {
 		hostport = u.Host
 	}
 	ph, pp, err1 := net.SplitHostPort(hostport)
-	lh, lp, err2 := net.SplitHostPort(listen)
+	lh, lp, err2 := net.SplitHostPort(addr)
 	if err1 != nil || err2 != nil || pp != lp {
 		return false
 	}
-	return strings.EqualFold(ph, lh) || isLoopbackName(ph) && isLoopbackName(lh)
-}
-
-func isLoopbackName(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(h, "[]"))
-	return ip != nil && ip.IsLoopback()
+	// listen.CheckLoopback, not IsLoopbackHost: dockerd dials the proxy,
+	// and a name under .localhost need not resolve to this machine there.
+	return strings.EqualFold(ph, lh) || listen.CheckLoopback(hostport) == nil && listen.CheckLoopback(addr) == nil
 }
 
 // noProxyCovers reports whether a NO_PROXY list matches host the way Go's

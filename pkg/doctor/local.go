@@ -22,6 +22,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/listen"
 	"github.com/ecrgate/ecrgate/pkg/localca"
+	"github.com/ecrgate/ecrgate/pkg/route"
 )
 
 // helperName is the credHelpers value for docker-credential-ecrgate.
@@ -205,16 +206,18 @@ func (d *doctor) checkCA(context.Context) Result {
 	return Result{Status: OK, Detail: detail}
 }
 
-// interceptHosts are the configured private ECR hosts, which intercept mode
-// decrypts and which need the CA in certs.d.
+// interceptHosts are the configured private ECR hosts that intercept mode
+// decrypts (as serve's resolver, pkg/route, says) and which need the CA in
+// certs.d.
 func (d *doctor) interceptHosts() []string {
 	ca, err := d.loadCA()
 	if err != nil || ca == nil {
 		return nil
 	}
+	rt := route.New(d.cfg)
 	var hosts []string
 	for _, h := range d.cfg.RegistryHosts() {
-		if r, err := ecrhost.Parse(h); err == nil && !r.Public {
+		if r, err := ecrhost.Parse(h); err == nil && !r.Public && rt.Intercepts(r.Host) {
 			hosts = append(hosts, r.Host)
 		}
 	}
