@@ -99,7 +99,10 @@ type Options struct {
 	AnswerPing bool
 	Ensurer    Ensurer
 	Tokens     Tokens
-	// Transport reaches the upstream (default: NewTransport(DefaultTimeouts)).
+	// Transport reaches the upstream: the innermost link of the upstream
+	// chain (see newUpstreamChain), which adds the token, its refresh, the
+	// re-creation of vanished repositories and the record of credentials
+	// sent (default: NewTransport(DefaultTimeouts)).
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	Metrics   *Metrics
