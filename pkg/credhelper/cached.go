@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/envtoken"
@@ -22,7 +23,11 @@ import (
 // get starts as fast as a Go program can.
 const FetcherName = "ecrgate-fetch-token"
 
-// CachedTokens answers from the shared token cache and runs Fetch on a miss.
+// CachedTokens answers from the shared token cache and runs Fetch on a
+// miss: tokencache.Source's algorithm, with the direct fetch (if Direct)
+// as its in-process fetch under the cache lock, and Fetch as its delegate,
+// run without the lock since ecrgate-fetch-token takes it itself. Set the
+// fields before the first call.
 type CachedTokens struct {
 	Cache      tokencache.Cache
 	Identities func(host string) tokencache.Identity
@@ -30,12 +35,16 @@ type CachedTokens struct {
 	Margin     time.Duration // refresh inside this much of expiry (tokencache.DefaultMargin)
 	NoCache    bool
 	Now        func() time.Time
-	// Fetch gets a token from AWS (and writes the cache) on a miss.
+	// Fetch gets a token from AWS (and writes the cache) on a miss. It runs
+	// without the cache lock: ecrgate-fetch-token takes it.
 	Fetch func(ctx context.Context, registry string) (tokencache.Token, error)
 	// Direct lets a miss be answered in this process when pkg/envtoken can
 	// (access keys in the environment, a standard endpoint), before Fetch.
 	Direct bool
 	Log    *slog.Logger
+
+	once   sync.Once
+	tokens *tokencache.Source
 }
 
 var _ Tokens = (*CachedTokens)(nil)
@@ -54,89 +63,69 @@ func (c *CachedTokens) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+func (c *CachedTokens) identity(registry string) tokencache.Identity {
+	if c.Identities != nil {
+		return c.Identities(registry)
+	}
+	return tokencache.Identity{}
+}
+
+// source is the tokencache.Source over c's fields, made on the first call.
+func (c *CachedTokens) source() *tokencache.Source {
+	c.once.Do(func() {
+		c.tokens = &tokencache.Source{
+			Cache: c.Cache,
+			Key: func(registry string) (string, error) {
+				return tokencache.Key(registry, c.identity(registry), c.Env), nil
+			},
+			Delegate: c.Fetch,
+			Margin:   c.Margin,
+			Now:      c.now,
+			NoCache:  c.NoCache,
+			Log:      c.Log,
+		}
+		if c.Direct {
+			c.tokens.Fetch = c.direct
+		}
+	})
+	return c.tokens
+}
+
 // Token implements Tokens.
 func (c *CachedTokens) Token(ctx context.Context, registry string) (tokencache.Token, error) {
-	var id tokencache.Identity
-	if c.Identities != nil {
-		id = c.Identities(registry)
-	}
-	key := tokencache.Key(registry, id, c.Env)
-	if !c.NoCache {
-		if t, ok := c.Cache.Read(key, c.log()); ok && t.Usable(c.now(), c.margin()) {
-			c.log().Debug("token from file cache", "registry", registry)
-			return t, nil
-		}
-	}
-	if c.Direct {
-		if t, ok := c.direct(ctx, registry, id, key); ok {
-			return t, nil
-		}
-	}
-	return c.Fetch(ctx, registry)
+	return c.source().Token(ctx, registry)
 }
 
-func (c *CachedTokens) margin() time.Duration {
-	if c.Margin > 0 {
-		return c.Margin
-	}
-	return tokencache.DefaultMargin
-}
-
-// direct answers a miss without ecrgate-fetch-token when envtoken can,
-// holding the cache lock as the fetcher does so that concurrent helpers
-// make one call. ok is false when the fetcher must run: envtoken declined,
-// or its call failed (the fetcher retries with the SDK and explains errors).
-func (c *CachedTokens) direct(ctx context.Context, registry string, id tokencache.Identity, key string) (tokencache.Token, bool) {
-	req, why := envtoken.For(registry, id, tokencache.EnvMap(c.Env))
+// direct answers a miss without ecrgate-fetch-token when envtoken can. The
+// Source runs it holding the cache lock, as the fetcher does, so that
+// concurrent helpers make one call. An error sends the Source on to Fetch:
+// envtoken declined, or its call failed (the fetcher retries with the SDK
+// and explains errors).
+func (c *CachedTokens) direct(ctx context.Context, registry string) (tokencache.Token, error) {
+	req, why := envtoken.For(registry, c.identity(registry), tokencache.EnvMap(c.Env))
 	if req == nil {
 		c.log().Debug("token fetch left to "+FetcherName, "registry", registry, "reason", why)
-		return tokencache.Token{}, false
+		return tokencache.Token{}, errors.New(why)
 	}
-	if !c.NoCache {
-		unlock, err := c.Cache.Lock(ctx, key)
-		if err != nil {
-			c.log().Debug("token fetch left to "+FetcherName, "registry", registry, "reason", err)
-			return tokencache.Token{}, false
-		}
-		defer unlock()
-		if t, ok := c.Cache.Read(key, c.log()); ok && t.Usable(c.now(), c.margin()) {
-			c.log().Debug("token from file cache after lock", "registry", registry)
-			return t, true
-		}
-	}
-	start := time.Now()
 	t, err := req.Fetch(ctx, c.now)
 	if err != nil {
-		c.log().Debug("direct token fetch failed; running "+FetcherName, "registry", registry, "err", err)
-		return tokencache.Token{}, false
+		c.log().Debug("direct token fetch failed; running "+FetcherName, "registry", registry, "endpoint", req.Endpoint.Host, "err", err)
+		return tokencache.Token{}, err
 	}
 	if !t.Valid(c.now()) {
-		return tokencache.Token{}, false
+		return tokencache.Token{}, fmt.Errorf("GetAuthorizationToken at %s answered with a token that expired at %s", req.Endpoint.Host, t.ExpiresAt)
 	}
-	if !c.NoCache {
-		if err := c.Cache.Write(key, t); err != nil {
-			c.log().Warn("could not write the token cache", "err", err)
-		}
-	}
-	c.log().Debug("token fetched", "registry", registry, "endpoint", req.Endpoint.Host, "expires_at", t.ExpiresAt, "duration", time.Since(start))
-	return t, true
+	return t, nil
 }
 
 // Forget implements Tokens.
 func (c *CachedTokens) Forget(registry string) error {
-	return c.Cache.RemoveRegistry(registry, c.log())
+	return c.source().Forget(registry)
 }
 
 // Cached implements Tokens.
 func (c *CachedTokens) Cached() []tokencache.Token {
-	now := c.now()
-	var out []tokencache.Token
-	for _, t := range c.Cache.All(c.log()) {
-		if t.Valid(now) {
-			out = append(out, t)
-		}
-	}
-	return out
+	return c.source().Cached()
 }
 
 // FetcherPath finds ecrgate-fetch-token: $ECRGATE_FETCHER, else next to the
