@@ -32,11 +32,21 @@ bench: build
 demo: build
 	$(GO) run ./test/demo --bin bin
 
+# gofmt, go vet and staticcheck (pinned in go.mod as a tool), then a build
+# for each of LINT_PLATFORMS: OS-specific code must stay in files named for
+# their OS (lock_unix.go, lock_windows.go).
+LINT_PLATFORMS ?= darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags e2e ./test/e2e/...
+	@set -e; for p in $(LINT_PLATFORMS); do \
+		echo "GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./..."; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./...; \
+	done
 
 # Short fuzzing pass over every fuzz target in the tree, FUZZTIME each
 # (go test -fuzz runs one target at a time). Not part of `make test`; plain
