@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
+	"github.com/ecrgate/ecrgate/pkg/awserr"
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
@@ -99,11 +99,11 @@ func (d *doctor) awsError(reg ecrhost.Registry, op string, err error) (detail, f
 	e := &ecrauth.Error{Registry: reg, Identity: id, Err: err}
 	switch e.Kind() {
 	case "other":
-		return fmt.Sprintf("%s failed: %s", op, shortError(err)),
+		return fmt.Sprintf("%s failed: %s", op, awserr.Short(err)),
 			"check that this machine reaches AWS (proxy, VPC endpoints, api_endpoint: in the config) and that the region is right"
 	case "access-denied":
 		if op != "ecr:GetAuthorizationToken" {
-			return fmt.Sprintf("%s is denied: %s", op, shortError(err)),
+			return fmt.Sprintf("%s is denied: %s", op, awserr.Short(err)),
 				fmt.Sprintf("allow %s for this identity in its IAM policy", op)
 		}
 	}
@@ -128,18 +128,6 @@ func splitFix(msg string) (detail, fix string) {
 		}
 	}
 	return msg, ""
-}
-
-// shortError is the AWS code and message of err, or its text.
-func shortError(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		if ae.ErrorMessage() == "" {
-			return ae.ErrorCode()
-		}
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
 }
 
 // callerARN returns the identity's ARN from an earlier identity check.
@@ -266,19 +254,24 @@ func (d *doctor) checkNative(ctx context.Context, reg ecrhost.Registry) Result {
 	if reg.Public {
 		return Result{Status: Skip, Detail: "ECR Public has no creation templates"}
 	}
-	if acct := repocreate.AccountOf(d.callerARN(reg)); acct != "" && acct != reg.Account {
-		return Result{Status: Skip, Detail: fmt.Sprintf("the identity is in account %s: the creation templates of %s cannot be read from it (ecrgate assumes there are none)", acct, reg.Account)}
+	// The ensurer's own view of the templates: what it reads, when it
+	// gives up on them, when it carries on without.
+	natives, err := d.planner(reg).Natives(ctx, reg.Host)
+	cause := err
+	var f *repocreate.Failure
+	if errors.As(err, &f) {
+		cause = f.Err
 	}
-	c, err := d.clients(ctx, reg)
-	if err != nil {
-		return Result{Status: Skip, Detail: err.Error()}
-	}
-	natives, err := repocreate.ListCreateOnPush(ctx, c.ECR)
-	if err != nil {
-		detail, fix := d.awsError(reg, "ecr:DescribeRepositoryCreationTemplates", err)
-		if repocreate.NativeLookupFails(err) {
-			return Result{Status: Fail, Detail: detail + " (a push of a missing repository fails while this fails)", Fix: fix}
-		}
+	switch {
+	case f != nil && f.Op == "":
+		return Result{Status: Skip, Detail: cause.Error()}
+	case err != nil:
+		detail, fix := d.awsError(reg, "ecr:DescribeRepositoryCreationTemplates", cause)
+		return Result{Status: Fail, Detail: detail + " (a push of a missing repository fails while this fails)", Fix: fix}
+	case natives.OtherAccount != "":
+		return Result{Status: Skip, Detail: fmt.Sprintf("the identity is in account %s: the creation templates of %s cannot be read from it (ecrgate assumes there are none)", natives.OtherAccount, reg.Account)}
+	case natives.Unreadable != nil:
+		detail, fix := d.awsError(reg, "ecr:DescribeRepositoryCreationTemplates", natives.Unreadable.Err)
 		return Result{Status: Warn, Detail: detail + "; ecrgate then assumes ECR creates nothing on push", Fix: fix}
 	}
 	var local []string
@@ -286,7 +279,8 @@ func (d *doctor) checkNative(ctx context.Context, reg ecrhost.Registry) Result {
 		local = append(local, t.Prefix)
 	}
 	var overlaps []string
-	for _, n := range natives {
+	prefixes := natives.Prefixes()
+	for _, n := range prefixes {
 		for _, l := range local {
 			if overlap(n, l) {
 				overlaps = append(overlaps, fmt.Sprintf("native %q overlaps local %q", n, l))
@@ -298,10 +292,23 @@ func (d *doctor) checkNative(ctx context.Context, reg ecrhost.Registry) Result {
 			Detail: strings.Join(overlaps, "; ") + ": ecrgate defers to ECR's CREATE_ON_PUSH templates, so names they cover get ECR's settings, not the local template's",
 			Fix:    "remove the overlapping local template, or take CREATE_ON_PUSH off the native one (aws ecr update-repository-creation-template --prefix P --applied-for …); ecrgate explain NAME shows which applies"}
 	}
-	if len(natives) == 0 {
+	if len(prefixes) == 0 {
 		return Result{Status: OK, Detail: "no CREATE_ON_PUSH creation templates: ecrgate creates missing repositories from its own templates"}
 	}
-	return Result{Status: OK, Detail: fmt.Sprintf("CREATE_ON_PUSH templates %s overlap no local template", strings.Join(quoteAll(natives), ", "))}
+	return Result{Status: OK, Detail: fmt.Sprintf("CREATE_ON_PUSH templates %s overlap no local template", strings.Join(quoteAll(prefixes), ", "))}
+}
+
+// planner is the ensurer's planner for reg, asking ECR through the doctor's
+// read-only client of reg as the identity the identity check found.
+func (d *doctor) planner(reg ecrhost.Registry) *repocreate.Planner {
+	return repocreate.NewPlanner(repocreate.PlannerOptions{Config: d.cfg,
+		Clients: func(ctx context.Context, _ string) (repocreate.ReadECR, string, error) {
+			c, err := d.clients(ctx, reg)
+			if err != nil {
+				return nil, "", err
+			}
+			return c.ECR, d.callerARN(reg), nil
+		}})
 }
 
 // overlap reports whether a native and a local template prefix cover some

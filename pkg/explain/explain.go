@@ -6,22 +6,20 @@
 // and else which local template ecrgate would create it from, with every
 // setting.
 //
-// The decision is repocreate.Decide's, and the order of the questions is
-// the ensurer's, so the answer cannot drift from what a push does. The only
-// AWS calls are read-only: STS GetCallerIdentity, ECR DescribeRepositories
-// and DescribeRepositoryCreationTemplates. The ECR interface below has
-// nothing else, so nothing can be created.
+// The answer is repocreate's Plan — the ensurer's own decision, computed by
+// the code Ensure runs — rendered for a person, so it cannot drift from what
+// a push does. The only AWS calls are read-only: STS GetCallerIdentity, ECR
+// DescribeRepositories and DescribeRepositoryCreationTemplates. The clients
+// are repocreate.ReadECR, which has nothing else, so nothing can be created.
 package explain
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
@@ -29,15 +27,6 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/repocreate"
 )
-
-// ECR is the read-only part of the ECR API that Explain uses; *ecr.Client
-// and repocreate.ECR fit.
-type ECR interface {
-	DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
-	DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error)
-}
-
-var _ ECR = (*ecr.Client)(nil)
 
 // Options configure Explain.
 type Options struct {
@@ -48,23 +37,23 @@ type Options struct {
 	// Registry is the registry a bare name ("team/app") goes to; default:
 	// the config's routes and default_registry, as in registry mode.
 	Registry string
-	// Clients returns the ECR client for a registry and the identity (ARN)
-	// it acts as. Default: the proxy's own, repocreate.SDKClients.
-	Clients func(ctx context.Context, registry string) (ECR, string, error)
+	// Clients returns the read-only ECR client for a registry and the
+	// identity (ARN) it acts as. Default: the proxy's own clients, read-only.
+	Clients func(ctx context.Context, registry string) (repocreate.ReadECR, string, error)
 	// Offline makes no AWS call: existence and native templates stay unknown.
 	Offline bool
 }
 
-// Values of Result.Verdict.
+// Values of Result.Verdict: the plan's repocreate.Action.
 const (
-	VerdictInvalid     = "invalid"     // ECR rejects the name: NAME_INVALID, no AWS call
-	VerdictUnsupported = "unsupported" // not a registry ecrgate creates repositories in
-	VerdictExists      = "exists"      // the push goes ahead; nothing to create
-	VerdictNative      = "native"      // ECR creates it on push from its own template
-	VerdictDenied      = "denied"      // missing, and allow/deny forbid creating it
-	VerdictDryRun      = "dry-run"     // missing; dry_run logs and refuses
-	VerdictCreate      = "create"      // ecrgate creates it from a local template
-	VerdictUnknown     = "unknown"     // AWS could not be asked; see Summary
+	VerdictInvalid     = string(repocreate.ActionInvalid)     // ECR rejects the name: NAME_INVALID, no AWS call
+	VerdictUnsupported = string(repocreate.ActionUnsupported) // not a registry ecrgate creates repositories in
+	VerdictExists      = string(repocreate.ActionExists)      // the push goes ahead; nothing to create
+	VerdictNative      = string(repocreate.ActionNative)      // ECR creates it on push from its own template
+	VerdictDenied      = string(repocreate.ActionDenied)      // missing, and allow/deny forbid creating it
+	VerdictDryRun      = string(repocreate.ActionDryRun)      // missing; dry_run logs and refuses
+	VerdictCreate      = string(repocreate.ActionCreate)      // ecrgate creates it from a local template
+	VerdictUnknown     = string(repocreate.ActionUnknown)     // AWS could not be asked; see Summary
 )
 
 // Result is the explanation of one name. Field names in JSON are stable.
@@ -157,104 +146,97 @@ func Explain(ctx context.Context, name string, o Options) (*Result, error) {
 	r := &Result{Input: name, Mode: t.mode, Registry: t.registry, Repository: t.repository, Reference: ref.ref,
 		Route: t.route, Via: t.via, Notes: t.notes, DryRun: cfg.DryRun}
 
-	p, err := repocreate.Decide(cfg, t.registry, t.repository)
+	planner := repocreate.NewPlanner(repocreate.PlannerOptions{Config: cfg, Env: o.Env, Clients: o.Clients, Offline: o.Offline})
+	p, err := planner.Plan(ctx, t.registry, t.repository)
 	var ec errcode.Error
-	if err != nil && errors.As(err, &ec) && ec.Code != errcode.ErrorCodeDenied {
-		if ec.Code == errcode.ErrorCodeNameInvalid {
-			r.InvalidReason = ec.Message
-			r.Verdict = VerdictInvalid
-			r.Summary = "the push fails with NAME_INVALID before any AWS call: " + ec.Message
-			return r, nil
-		}
+	errors.As(err, &ec)
+	switch p.Action {
+	case repocreate.ActionInvalid:
+		r.InvalidReason = ec.Message
+		r.Verdict = VerdictInvalid
+		r.Summary = "the push fails with NAME_INVALID before any AWS call: " + ec.Message
+		return r, nil
+	case repocreate.ActionUnsupported:
 		r.Valid = true
 		r.Verdict = VerdictUnsupported
 		r.Summary = ec.Message
 		return r, nil
 	}
-	if err != nil && ec.Code != errcode.ErrorCodeDenied {
-		return nil, err
-	}
 	r.Valid = true
-	r.Rule = rule(cfg, t.repository)
-	if err != nil {
-		r.Rule.Message = ec.Message
-	}
-	r.Template = localTemplate(cfg, p)
+	r.Rule = rule(p)
+	r.Template = localTemplate(p)
 
 	if o.Offline {
 		r.Verdict = VerdictUnknown
 		r.Summary = "not asked AWS (offline): " + ifMissing(r, p)
 		return r, nil
 	}
-	clients := o.Clients
-	if clients == nil {
-		sdk := repocreate.SDKClients(cfg, o.Env)
-		clients = func(ctx context.Context, registry string) (ECR, string, error) { return sdk(ctx, registry) }
-	}
-	client, identity, err := clients(ctx, p.Registry)
-	if err != nil {
-		r.ExistsError = fmt.Sprintf("cannot build an ECR client for %s: %v", p.Registry, err)
+	if f := p.Failed; f != nil && f.Op == "" {
+		r.ExistsError = fmt.Sprintf("cannot build an ECR client for %s: %v", p.Registry, f.Err)
 		r.Verdict = VerdictUnknown
 		r.Summary = r.ExistsError + "; " + ifMissing(r, p)
 		return r, nil
 	}
-	if identity != "unknown" {
-		r.Identity = identity
+	if p.Identity != "unknown" {
+		r.Identity = p.Identity
 	}
-	lookup(ctx, cfg, client, identity, p, r)
+	render(p, r)
 	return r, nil
 }
 
-// lookup asks ECR what the ensurer asks, in its order, and sets the verdict.
-func lookup(ctx context.Context, cfg *config.Config, client ECR, identity string, p repocreate.Plan, r *Result) {
-	_, err := client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
-		RegistryId:      p.Input.RegistryId,
-		RepositoryNames: []string{p.Repository},
-	})
+// render sets what ECR said and the verdict: the plan, in words.
+func render(p repocreate.Plan, r *Result) {
+	r.Exists = p.Exists
 	switch {
-	case err == nil:
-		r.Exists = aws.Bool(true)
+	case p.Action == repocreate.ActionExists:
 		r.Verdict = VerdictExists
 		r.Summary = fmt.Sprintf("%s exists in %s: the push goes ahead and ecrgate creates nothing (allow/deny and dry_run apply to creation only)", p.Repository, p.Registry)
 		return
-	case repocreate.APICode(err) != "RepositoryNotFoundException":
-		r.ExistsError = repocreate.ExplainError(cfg, "DescribeRepositories", p, identity, err)
+	case p.Exists == nil:
+		r.ExistsError = failure(p)
 		r.Verdict = VerdictUnknown
 		r.Summary = "a push fails until this is fixed: " + r.ExistsError
 		return
 	}
-	r.Exists = aws.Bool(false)
 
 	reg, _ := ecrhost.Parse(p.Registry)
-	if acct := repocreate.AccountOf(identity); acct != "" && acct != reg.Account {
-		r.NativeNote = fmt.Sprintf("ecrgate acts as %s of account %s, so it cannot read the creation templates of account %s and assumes none creates repositories on push", identity, acct, reg.Account)
-	} else if prefixes, err := repocreate.ListCreateOnPush(ctx, client); err != nil {
-		msg := repocreate.ExplainError(cfg, "DescribeRepositoryCreationTemplates", p, identity, err)
-		if repocreate.NativeLookupFails(err) {
-			r.NativeError = msg
-			r.Verdict = VerdictUnknown
-			r.Summary = "a push fails until ECR answers: " + msg
-			return
-		}
-		r.NativeNote = "cannot read ECR's repository creation templates, so ecrgate assumes none creates repositories on push: " + msg
-	} else if native := repocreate.MatchNative(prefixes, p.Repository); native != "" {
-		r.NativeTemplate = native
-		r.Native = nativeTemplate(ctx, client, native)
+	switch n := p.Natives; {
+	case n == nil:
+		msg := failure(p)
+		r.NativeError = msg
+		r.Verdict = VerdictUnknown
+		r.Summary = "a push fails until ECR answers: " + msg
+		return
+	case n.OtherAccount != "":
+		r.NativeNote = fmt.Sprintf("ecrgate acts as %s of account %s, so it cannot read the creation templates of account %s and assumes none creates repositories on push", p.Identity, n.OtherAccount, reg.Account)
+	case n.Unreadable != nil:
+		r.NativeNote = "cannot read ECR's repository creation templates, so ecrgate assumes none creates repositories on push: " + n.Unreadable.Reply.Message
+	case p.Native != nil:
+		r.NativeTemplate = p.NativePrefix()
+		r.Native = nativeTemplate(p.NativePrefix(), *p.Native)
 		r.Verdict = VerdictNative
-		r.Summary = fmt.Sprintf("%s does not exist; ECR's own repository creation template %q (CREATE_ON_PUSH) creates it on the push, so ecrgate defers to it and its local templates are not used", p.Repository, native)
+		r.Summary = fmt.Sprintf("%s does not exist; ECR's own repository creation template %q (CREATE_ON_PUSH) creates it on the push, so ecrgate defers to it and its local templates are not used", p.Repository, r.NativeTemplate)
 		return
 	}
 	r.Verdict, r.Summary = missingVerdict(r, p)
 }
 
+// failure is the reply a push gets for the lookup that failed.
+func failure(p repocreate.Plan) string {
+	if p.Failed == nil {
+		return "ECR did not answer"
+	}
+	return p.Failed.Reply.Message
+}
+
 // missingVerdict is what happens to a repository that is missing with no
-// native template to create it.
+// native template to create it: the plan's IfMissing, in words.
 func missingVerdict(r *Result, p repocreate.Plan) (verdict, summary string) {
-	switch {
-	case !r.Rule.Allowed:
-		return VerdictDenied, fmt.Sprintf("%s does not exist and the push fails with DENIED: %s", p.Repository, r.Rule.Message)
-	case p.DryRun:
-		return VerdictDryRun, fmt.Sprintf("%s does not exist; dry_run is on, so ecrgate logs that it would create it from %s and refuses the push", p.Repository, templateName(r.Template))
+	switch a := p.IfMissing(); a {
+	case repocreate.ActionDenied:
+		return string(a), fmt.Sprintf("%s does not exist and the push fails with DENIED: %s", p.Repository, r.Rule.Message)
+	case repocreate.ActionDryRun:
+		return string(a), fmt.Sprintf("%s does not exist; dry_run is on, so ecrgate logs that it would create it from %s and refuses the push", p.Repository, templateName(r.Template))
 	}
 	return VerdictCreate, fmt.Sprintf("%s does not exist: ecrgate creates it in %s from %s at the first write of the push", p.Repository, p.Registry, templateName(r.Template))
 }
@@ -273,35 +255,25 @@ func templateName(t *Template) string {
 	return fmt.Sprintf("template %q", t.Prefix)
 }
 
-// rule locates the allow/deny rule that decides for repo.
-func rule(cfg *config.Config, repo string) *Rule {
-	ok, text := cfg.Allowed(repo)
-	r := &Rule{Allowed: ok, Rule: text, File: cfg.Path}
-	list, key := cfg.Allow, "allow"
-	pattern, found := strings.CutPrefix(text, "allow: ")
-	if p, deny := strings.CutPrefix(text, "deny: "); deny {
-		list, key, pattern, found = cfg.Deny, "deny", p, true
-	}
-	if i := slices.Index(list, pattern); found && i >= 0 {
-		r.Key = fmt.Sprintf("%s[%d]", key, i)
-		r.Line = yamlLine(cfg.Path, key, i)
-	} else if !ok {
-		r.Key = "allow"
-		r.Line = yamlLine(cfg.Path, "allow", -1)
+// rule is the plan's allow/deny rule.
+func rule(p repocreate.Plan) *Rule {
+	r := &Rule{Allowed: p.Rule.Allowed, Rule: p.Rule.Rule, Key: p.Rule.Key, File: p.ConfigFile, Line: p.Rule.Line}
+	if !r.Allowed {
+		r.Message = p.Rule.Message
 	}
 	return r
 }
 
 // localTemplate describes the template of p with the settings that
 // CreateRepository and the policies get.
-func localTemplate(cfg *config.Config, p repocreate.Plan) *Template {
+func localTemplate(p repocreate.Plan) *Template {
 	in := p.Input
 	t := &Template{Source: "local", Prefix: p.Template.Prefix, ScanOnPush: aws.Bool(in.ImageScanningConfiguration.ScanOnPush),
 		ImageTagMutability: string(in.ImageTagMutability), LifecyclePolicy: p.LifecyclePolicy, RepositoryPolicy: p.RepositoryPolicy}
 	if t.Prefix == "" {
 		t.Source = "builtin"
-	} else if i := slices.IndexFunc(cfg.Templates, func(x config.Template) bool { return x.Prefix == t.Prefix }); i >= 0 {
-		t.File, t.Line = cfg.Path, yamlLine(cfg.Path, "templates", i)
+	} else if p.TemplateKey != "" {
+		t.File, t.Line = p.ConfigFile, p.TemplateLine
 	}
 	for _, f := range in.ImageTagMutabilityExclusionFilters {
 		t.ExclusionFilters = append(t.ExclusionFilters, aws.ToString(f.Filter))
@@ -318,36 +290,26 @@ func localTemplate(cfg *config.Config, p repocreate.Plan) *Template {
 	return t
 }
 
-// nativeTemplate reads the settings of ECR's creation template prefix; nil
-// when they cannot be read (the verdict stands without them).
-func nativeTemplate(ctx context.Context, client ECR, prefix string) *Template {
-	out, err := client.DescribeRepositoryCreationTemplates(ctx, &ecr.DescribeRepositoryCreationTemplatesInput{Prefixes: []string{prefix}})
-	if err != nil {
-		return nil
+// nativeTemplate describes ECR's creation template prefix, as the plan
+// found it.
+func nativeTemplate(prefix string, rt types.RepositoryCreationTemplate) *Template {
+	t := &Template{Source: "native", Prefix: prefix, ImageTagMutability: string(rt.ImageTagMutability),
+		LifecyclePolicy: aws.ToString(rt.LifecyclePolicy), RepositoryPolicy: aws.ToString(rt.RepositoryPolicy)}
+	if t.ImageTagMutability == "" {
+		t.ImageTagMutability = string(types.ImageTagMutabilityMutable)
 	}
-	for _, rt := range out.RepositoryCreationTemplates {
-		if strings.TrimSuffix(aws.ToString(rt.Prefix), "/") != prefix {
-			continue
-		}
-		t := &Template{Source: "native", Prefix: prefix, ImageTagMutability: string(rt.ImageTagMutability),
-			LifecyclePolicy: aws.ToString(rt.LifecyclePolicy), RepositoryPolicy: aws.ToString(rt.RepositoryPolicy)}
-		if t.ImageTagMutability == "" {
-			t.ImageTagMutability = string(types.ImageTagMutabilityMutable)
-		}
-		for _, f := range rt.ImageTagMutabilityExclusionFilters {
-			t.ExclusionFilters = append(t.ExclusionFilters, aws.ToString(f.Filter))
-		}
-		t.EncryptionType = string(types.EncryptionTypeAes256)
-		if e := rt.EncryptionConfiguration; e != nil {
-			t.EncryptionType, t.KMSKey = string(e.EncryptionType), aws.ToString(e.KmsKey)
-		}
-		if len(rt.ResourceTags) > 0 {
-			t.Tags = map[string]string{}
-			for _, tag := range rt.ResourceTags {
-				t.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
-			}
-		}
-		return t
+	for _, f := range rt.ImageTagMutabilityExclusionFilters {
+		t.ExclusionFilters = append(t.ExclusionFilters, aws.ToString(f.Filter))
 	}
-	return nil
+	t.EncryptionType = string(types.EncryptionTypeAes256)
+	if e := rt.EncryptionConfiguration; e != nil {
+		t.EncryptionType, t.KMSKey = string(e.EncryptionType), aws.ToString(e.KmsKey)
+	}
+	if len(rt.ResourceTags) > 0 {
+		t.Tags = map[string]string{}
+		for _, tag := range rt.ResourceTags {
+			t.Tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+	}
+	return t
 }

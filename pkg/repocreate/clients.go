@@ -21,15 +21,51 @@ import (
 // unknownIdentity stands for the AWS principal when GetCallerIdentity fails.
 const unknownIdentity = "unknown"
 
-// ECR is the part of the ECR API client the ensurer uses, with the SDK's
-// signatures so that *ecr.Client fits.
-type ECR interface {
+// ReadECR is the read-only part of the ECR control-plane API: the calls a
+// Plan makes. It has only Describe methods, so code that holds a ReadECR —
+// the Planner, `ecrgate explain`, `ecrgate doctor` — cannot change anything
+// in ECR. *ecr.Client fits, with the SDK's signatures.
+type ReadECR interface {
 	DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
+	DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error)
+}
+
+// ECR is ecrgate's ECR control-plane client: what a Plan reads, and the
+// writes with which the Ensurer acts on it. *ecr.Client fits.
+type ECR interface {
+	ReadECR
 	CreateRepository(ctx context.Context, in *ecr.CreateRepositoryInput, optFns ...func(*ecr.Options)) (*ecr.CreateRepositoryOutput, error)
 	PutLifecyclePolicy(ctx context.Context, in *ecr.PutLifecyclePolicyInput, optFns ...func(*ecr.Options)) (*ecr.PutLifecyclePolicyOutput, error)
 	SetRepositoryPolicy(ctx context.Context, in *ecr.SetRepositoryPolicyInput, optFns ...func(*ecr.Options)) (*ecr.SetRepositoryPolicyOutput, error)
-	DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error)
 }
+
+// readOnly hides every method of a client but ReadECR's, so that planning
+// code handed an ECR cannot reach its writes even with a type assertion.
+type readOnly struct{ c ReadECR }
+
+func (r readOnly) DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error) {
+	return r.c.DescribeRepositories(ctx, in, optFns...)
+}
+
+func (r readOnly) DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error) {
+	return r.c.DescribeRepositoryCreationTemplates(ctx, in, optFns...)
+}
+
+// readOnlyClients turns an Options.Clients into a PlannerOptions.Clients.
+func readOnlyClients(clients func(ctx context.Context, registry string) (ECR, string, error)) func(ctx context.Context, registry string) (ReadECR, string, error) {
+	return func(ctx context.Context, registry string) (ReadECR, string, error) {
+		c, id, err := clients(ctx, registry)
+		if err != nil {
+			return nil, id, err
+		}
+		return readOnly{c}, id, nil
+	}
+}
+
+var (
+	_ ReadECR = readOnly{}
+	_ ReadECR = (*ecr.Client)(nil)
+)
 
 var _ ECR = (*ecr.Client)(nil)
 

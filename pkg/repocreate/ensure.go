@@ -2,7 +2,6 @@ package repocreate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,10 +10,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/ecrgate/ecrgate/pkg/awserr"
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 )
@@ -70,6 +69,7 @@ const (
 type Ensurer struct {
 	cfg      *config.Config
 	clients  func(ctx context.Context, registry string) (ECR, string, error)
+	planner  *Planner
 	log      *slog.Logger
 	now      func() time.Time
 	ttl      time.Duration
@@ -77,11 +77,9 @@ type Ensurer struct {
 	audit    *auditLog
 	flights  singleflight.Group
 
-	mu           sync.Mutex
-	known        map[string]knownRepo // registry + "/" + repository
-	natives      map[string]nativeSet // registry → its CREATE_ON_PUSH templates
-	nativeWarned map[string]bool      // registry → template lookup failure logged
-	pruneAt      int
+	mu      sync.Mutex
+	known   map[string]knownRepo // registry + "/" + repository
+	pruneAt int
 }
 
 // knownRepo is a cached "no need to create": the repository exists, or ECR
@@ -91,25 +89,18 @@ type knownRepo struct {
 	native  string
 }
 
-type nativeSet struct {
-	expires  time.Time
-	prefixes []string
-}
-
 // New returns an Ensurer. It opens the audit log (append, mode 0600, parent
 // directories 0700) when Config.AuditLog is set.
 func New(o Options) (*Ensurer, error) {
 	e := &Ensurer{
-		cfg:          o.Config,
-		clients:      o.Clients,
-		log:          o.Logger,
-		now:          o.Now,
-		ttl:          o.CacheTTL,
-		onCreate:     o.OnCreate,
-		known:        map[string]knownRepo{},
-		natives:      map[string]nativeSet{},
-		nativeWarned: map[string]bool{},
-		pruneAt:      1024,
+		cfg:      o.Config,
+		clients:  o.Clients,
+		log:      o.Logger,
+		now:      o.Now,
+		ttl:      o.CacheTTL,
+		onCreate: o.OnCreate,
+		known:    map[string]knownRepo{},
+		pruneAt:  1024,
 	}
 	if e.cfg == nil {
 		e.cfg = &config.Config{}
@@ -129,6 +120,7 @@ func New(o Options) (*Ensurer, error) {
 	if e.onCreate == nil {
 		e.onCreate = func(string, string) {}
 	}
+	e.planner = NewPlanner(PlannerOptions{Config: e.cfg, Clients: readOnlyClients(e.clients), Logger: e.log, Now: e.now, CacheTTL: e.ttl})
 	if e.cfg.AuditLog != "" {
 		a, err := openAudit(e.cfg.AuditLog)
 		if err != nil {
@@ -163,7 +155,7 @@ func (e *Ensurer) Ensure(ctx context.Context, registry, repository string) error
 	if e.isKnown(strings.ToLower(registry) + "/" + repository) {
 		return nil
 	}
-	p, denied, err := decide(e.cfg, registry, repository)
+	p, err := decide(e.cfg, registry, repository)
 	if err != nil {
 		return err
 	}
@@ -174,7 +166,7 @@ func (e *Ensurer) Ensure(ctx context.Context, registry, repository string) error
 	ch := e.flights.DoChan(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ensureTimeout)
 		defer cancel()
-		return nil, e.ensure(fctx, key, p, denied)
+		return nil, e.ensure(fctx, key, p)
 	})
 	select {
 	case r := <-ch:
@@ -183,6 +175,14 @@ func (e *Ensurer) Ensure(ctx context.Context, registry, repository string) error
 		return errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf(
 			"stopped waiting for repository %q in %s to be looked up or created: %v; retry the push", p.Repository, p.Registry, ctx.Err()))
 	}
+}
+
+// Plan tells what Ensure would do with repository in registry now, without
+// doing it: see Planner.Plan. It asks ECR through this ensurer's clients,
+// read-only, and shares its knowledge of the registries' creation
+// templates, but neither reads nor fills its existence cache.
+func (e *Ensurer) Plan(ctx context.Context, registry, repository string) (Plan, error) {
+	return e.planner.Plan(ctx, registry, repository)
 }
 
 // Invalidate forgets what the ensurer knows about repository, so the next
@@ -197,7 +197,7 @@ func (e *Ensurer) Invalidate(registry, repository string) {
 			delete(e.known, key)
 			if k.native != "" {
 				// ECR did not create it: its templates may have changed.
-				delete(e.natives, reg)
+				e.planner.forget(reg)
 			}
 		}
 	}
@@ -241,67 +241,66 @@ func (e *Ensurer) remember(key, native string) {
 
 func (e *Ensurer) configName() string { return configName(e.cfg) }
 
-// ensure does the I/O for one repository; it runs once per key at a time.
-func (e *Ensurer) ensure(ctx context.Context, key string, p Plan, denied error) error {
+// ensure plans and acts for one repository; it runs once per key at a
+// time. p is decide's part of the plan.
+func (e *Ensurer) ensure(ctx context.Context, key string, p Plan) error {
 	if e.isKnown(key) { // a flight that just ended may have settled it
 		return nil
 	}
 	client, identity, err := e.clients(ctx, p.Registry)
-	if err != nil {
-		e.log.Warn("cannot build ECR client", "registry", p.Registry, "error", err)
-		return errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
-			"ecrgate cannot reach the ECR API of %s: %v; check the registries: entry for it in %s and your AWS configuration",
-			p.Registry, err, e.configName()))
-	}
-	log := e.log.With("repository", p.Repository, "registry", p.Registry)
-
-	_, err = client.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{
-		RegistryId:      p.Input.RegistryId,
-		RepositoryNames: []string{p.Repository},
-	})
+	var read ReadECR
 	if err == nil {
+		read = readOnly{client}
+	}
+	p, err = e.planner.lookup(ctx, read, identity, err, p)
+	return e.act(ctx, key, client, p, err)
+}
+
+// act carries out plan p, whose error is err.
+func (e *Ensurer) act(ctx context.Context, key string, client ECR, p Plan, err error) error {
+	log := e.log.With("repository", p.Repository, "registry", p.Registry)
+	switch p.Action {
+	case ActionExists:
 		e.remember(key, "")
 		log.Debug("repository exists")
 		return nil
-	}
-	if code, _ := apiCode(err); code != "RepositoryNotFoundException" {
-		log.Warn("DescribeRepositories failed", "identity", identity, "error", err)
-		return mapError("DescribeRepositories", p, identity, e.configName(), err)
-	}
 
-	native, err := e.nativeTemplate(ctx, client, identity, p)
-	if err != nil {
-		return err
-	}
-	if native != "" {
+	case ActionNative:
+		native := p.NativePrefix()
 		e.remember(key, native)
 		log.Info("repository missing; ECR creates it on push from its repository creation template",
-			"template", "native:"+native, "identity", identity)
-		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: "native:" + native, Identity: identity})
+			"template", "native:"+native, "identity", p.Identity)
+		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: "native:" + native, Identity: p.Identity})
 		e.onCreate(p.Registry, HowNative)
 		return nil
-	}
 
-	if denied != nil {
-		var ec errcode.Error
-		errors.As(denied, &ec)
-		log.Info("repository missing; not creating it", "reason", ec.Message)
-		return denied
+	case ActionDenied:
+		log.Info("repository missing; not creating it", "reason", p.Rule.Message)
+		return err
+
+	case ActionDryRun:
+		log.Info("dry run: would create repository", "template", p.TemplateName(), "identity", p.Identity)
+		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(), Identity: p.Identity, DryRun: true})
+		return err
+
+	case ActionCreate:
+		return e.create(ctx, log, key, client, p)
 	}
-	if p.DryRun {
-		log.Info("dry run: would create repository", "template", p.TemplateName(), "identity", identity)
-		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(), Identity: identity, DryRun: true})
-		return errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
-			"dry_run is on: ecrgate would create %s in %s from %s; set dry_run: false in %s to create it",
-			p.Repository, p.Registry, describeTemplate(p.Template), e.configName()))
+	switch f := p.Failed; {
+	case f == nil:
+	case f.Op == "":
+		log.Warn("cannot build ECR client", "error", f.Err)
+	default:
+		log.Warn(f.Op+" failed", "identity", p.Identity, "error", f.Err)
 	}
-	return e.create(ctx, log, key, client, identity, p)
+	return err
 }
 
 // create creates the repository of p, then applies its policies.
-func (e *Ensurer) create(ctx context.Context, log *slog.Logger, key string, client ECR, identity string, p Plan) error {
+func (e *Ensurer) create(ctx context.Context, log *slog.Logger, key string, client ECR, p Plan) error {
+	identity := p.Identity
 	if _, err := client.CreateRepository(ctx, p.Input); err != nil {
-		if code, _ := apiCode(err); code == "RepositoryAlreadyExistsException" {
+		if awserr.Classify(err) == awserr.AlreadyExists {
 			// Somebody else (another ecrgate, a person, ECR's create on
 			// push) won the race; their settings stand.
 			e.remember(key, "")
@@ -351,116 +350,4 @@ func (e *Ensurer) writeAudit(log *slog.Logger, r auditRecord) {
 	if err := e.audit.write(r); err != nil {
 		log.Error("cannot write audit log", "path", e.cfg.AuditLog, "error", err)
 	}
-}
-
-// nativeTemplate returns the prefix of ECR's CREATE_ON_PUSH repository
-// creation template that covers p's repository, or "" if none does.
-func (e *Ensurer) nativeTemplate(ctx context.Context, client ECR, identity string, p Plan) (string, error) {
-	// DescribeRepositoryCreationTemplates reads the caller's own registry:
-	// for a registry of another account it would answer about the wrong one.
-	if acct := accountOf(identity); acct != "" && p.Input.RegistryId != nil && acct != *p.Input.RegistryId {
-		return "", nil
-	}
-	prefixes, err := e.nativePrefixes(ctx, client, identity, p)
-	if err != nil {
-		return "", err
-	}
-	return matchNative(prefixes, p.Repository), nil
-}
-
-func (e *Ensurer) nativePrefixes(ctx context.Context, client ECR, identity string, p Plan) ([]string, error) {
-	lookup := func() ([]string, bool) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		s, ok := e.natives[p.Registry]
-		if !ok || !e.now().Before(s.expires) {
-			return nil, false
-		}
-		return s.prefixes, true
-	}
-	if prefixes, ok := lookup(); ok {
-		return prefixes, nil
-	}
-	v, err, _ := e.flights.Do("\x00templates "+p.Registry, func() (any, error) {
-		if prefixes, ok := lookup(); ok {
-			return prefixes, nil
-		}
-		prefixes, err := listCreateOnPush(ctx, client)
-		if err != nil {
-			code, _ := apiCode(err)
-			if transient(err) && !isAccessDenied(code) {
-				e.log.Warn("DescribeRepositoryCreationTemplates failed", "registry", p.Registry, "identity", identity, "error", err)
-				return nil, mapError("DescribeRepositoryCreationTemplates", p, identity, e.configName(), err)
-			}
-			// Not allowed to look (or not offered here): as if there were
-			// none. Said once per registry.
-			e.mu.Lock()
-			warned := e.nativeWarned[p.Registry]
-			e.nativeWarned[p.Registry] = true
-			e.mu.Unlock()
-			if !warned {
-				e.log.Warn("cannot read ECR's repository creation templates; assuming none creates repositories on push",
-					"registry", p.Registry, "identity", identity, "error", shortError(err))
-			}
-			prefixes = nil
-		}
-		e.mu.Lock()
-		e.natives[p.Registry] = nativeSet{expires: e.now().Add(e.ttl), prefixes: prefixes}
-		e.mu.Unlock()
-		return prefixes, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.([]string), nil
-}
-
-// listCreateOnPush returns the prefixes of the registry's repository
-// creation templates that apply to CREATE_ON_PUSH.
-func listCreateOnPush(ctx context.Context, client ECR) ([]string, error) {
-	var prefixes []string
-	pages := ecr.NewDescribeRepositoryCreationTemplatesPaginator(client, &ecr.DescribeRepositoryCreationTemplatesInput{})
-	for pages.HasMorePages() {
-		out, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range out.RepositoryCreationTemplates {
-			for _, a := range t.AppliedFor {
-				if a == types.RCTAppliedForCreateOnPush {
-					prefixes = append(prefixes, aws.ToString(t.Prefix))
-					break
-				}
-			}
-		}
-	}
-	return prefixes, nil
-}
-
-// matchNative picks the template ECR applies to repository: the longest
-// prefix p with repository under p + "/", else ROOT, else none ("").
-func matchNative(prefixes []string, repository string) string {
-	best, root := "", false
-	for _, p := range prefixes {
-		p = strings.TrimSuffix(p, "/")
-		switch {
-		case p == config.RootPrefix:
-			root = true
-		case p != "" && strings.HasPrefix(repository, p+"/") && len(p) > len(best):
-			best = p
-		}
-	}
-	if best == "" && root {
-		return config.RootPrefix
-	}
-	return best
-}
-
-// accountOf returns the account id in an IAM or STS ARN, or "".
-func accountOf(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 || parts[0] != "arn" || len(parts[4]) != 12 {
-		return ""
-	}
-	return parts[4]
 }

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
+	"github.com/ecrgate/ecrgate/pkg/awserr"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 )
 
@@ -29,78 +26,27 @@ var opVerb = map[string]string{
 // that ECR rejecting it means the template needs fixing.
 var templateOp = map[string]bool{"CreateRepository": true, "PutLifecyclePolicy": true, "SetRepositoryPolicy": true}
 
-var principalRE = regexp.MustCompile(`User: (\S+) is not authorized`)
-
-// apiCode returns the AWS error code of err and its message, or "" if err
-// carries no API error.
-func apiCode(err error) (code, msg string) {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode(), ae.ErrorMessage()
-	}
-	return "", ""
-}
-
-func isAccessDenied(code string) bool {
-	return code == "AccessDeniedException" || code == "AccessDenied"
-}
-
-// transient reports whether err is throttling, a server-side failure or a
-// network failure that outlived the SDK's retries: worth retrying later.
-func transient(err error) bool {
-	code, _ := apiCode(err)
-	switch code {
-	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-		"RequestLimitExceeded", "ServerException", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException":
-		return true
-	}
-	var status interface{ HTTPStatusCode() int }
-	if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
-		return true
-	}
-	var send *smithyhttp.RequestSendError
-	var maxAttempts *retry.MaxAttemptsError
-	var netErr net.Error
-	return errors.As(err, &send) || errors.As(err, &maxAttempts) || errors.As(err, &netErr)
-}
-
-// credentialTrouble reports whether err says ecrgate's AWS credentials are
-// missing, rejected or expired.
-func credentialTrouble(err error) bool {
-	code, _ := apiCode(err)
-	switch code {
-	case "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-		"SignatureDoesNotMatch", "ExpiredTokenException", "ExpiredToken", "RequestExpired":
-		return true
-	case "":
-		s := err.Error()
-		return strings.Contains(s, "get identity") || strings.Contains(s, "retrieve credentials") ||
-			strings.Contains(s, "refresh cached credentials") || strings.Contains(s, "no valid providers")
-	}
-	return false
-}
-
 // mapError turns the failure of ECR operation op for plan p into the
 // registry error the push client gets. identity is the AWS principal
-// ecrgate acts as ("unknown" if not known).
+// ecrgate acts as ("unknown" if not known). The kind of failure is
+// awserr.Classify's.
 func mapError(op string, p Plan, identity, cfgName string, err error) errcode.Error {
 	var ec errcode.Error
 	if errors.As(err, &ec) {
 		return ec
 	}
-	code, msg := apiCode(err)
+	_, msg := awserr.Code(err)
 	tmpl := describeTemplate(p.Template)
+	kind := awserr.Classify(err)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf(
 			"ecrgate gave up waiting for ECR (%s of %q in %s): %v; retry the push", op, p.Repository, p.Registry, err))
 
-	case isAccessDenied(code):
-		who := identity
-		if m := principalRE.FindStringSubmatch(msg); m != nil {
-			who = m[1]
-		} else if who == "" || who == unknownIdentity {
-			who = "ecrgate's AWS identity"
+	case kind == awserr.AccessDenied:
+		who := awserr.Principal(err)
+		if who == "" {
+			who = identityOr(identity)
 		}
 		verb := opVerb[op]
 		if verb == "" {
@@ -113,29 +59,29 @@ func mapError(op string, p Plan, identity, cfgName string, err error) errcode.Er
 		return errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
 			"%s may not %s (ecr:%s) in %s: %s (AWS said: %s)", who, verb, op, p.Registry, advice, msg))
 
-	case credentialTrouble(err):
+	case kind.Credentials():
 		return errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
 			"ecrgate has no usable AWS credentials for %s (%s failed: %v): run `aws configure` or `aws sso login`, or set profile: or role_arn: for this registry in %s",
 			p.Registry, op, err, cfgName))
 
-	case code == "LimitExceededException":
+	case kind == awserr.QuotaExceeded:
 		return errcode.ErrorCodeTooManyRequests.WithMessage(fmt.Sprintf(
 			"ECR refused %s of %q in %s because a service quota would be exceeded (AWS said: %s): delete unused repositories or ask AWS for a higher quota in the Service Quotas console, then retry the push",
 			op, p.Repository, p.Registry, msg))
 
-	case code == "InvalidParameterException" && op == "CreateRepository" && strings.Contains(strings.ToLower(msg), "repositoryname"):
+	case kind == awserr.InvalidParameter && op == "CreateRepository" && strings.Contains(strings.ToLower(msg), "repositoryname"):
 		return errcode.ErrorCodeNameInvalid.WithMessage(fmt.Sprintf(
 			"ECR rejected the repository name %q: %s", p.Repository, msg))
 
-	case code == "InvalidParameterException" && templateOp[op]:
+	case kind == awserr.InvalidParameter && templateOp[op]:
 		return errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
 			"ECR rejected the settings of %s for %q (%s: %s): fix that template in %s", tmpl, p.Repository, op, msg, cfgName))
 
-	case code == "InvalidTagParameterException" || code == "TooManyTagsException":
+	case kind == awserr.InvalidTags:
 		return errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
 			"ECR rejected the tags of %s for %q (%s): fix tags: of that template in %s", tmpl, p.Repository, msg, cfgName))
 
-	case code == "KmsException":
+	case kind == awserr.KMS:
 		key := p.Template.Encryption.KMSKey
 		if key == "" {
 			key = "alias/aws/ecr"
@@ -144,7 +90,7 @@ func mapError(op string, p Plan, identity, cfgName string, err error) errcode.Er
 			"ECR could not use KMS key %q of %s to create %q (AWS said: %s): check that the key exists in the registry's region and that %s may use it (kms:DescribeKey, kms:CreateGrant), or fix encryption: of that template",
 			key, tmpl, p.Repository, msg, identityOr(identity)))
 
-	case transient(err):
+	case kind.Transient():
 		// UNAVAILABLE rather than TOOMANYREQUESTS for throttling too:
 		// Docker retries a layer push on the former, not on the latter.
 		tries := "after retries"
@@ -154,10 +100,10 @@ func mapError(op string, p Plan, identity, cfgName string, err error) errcode.Er
 		}
 		return errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf(
 			"ECR is throttling or unavailable (%s of %q in %s failed %s: %s); retry the push in a minute",
-			op, p.Repository, p.Registry, tries, shortError(err)))
+			op, p.Repository, p.Registry, tries, awserr.Short(err)))
 	}
 	return errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
-		"ECR %s of %q in %s failed: %s", op, p.Repository, p.Registry, shortError(err)))
+		"ECR %s of %q in %s failed: %s", op, p.Repository, p.Registry, awserr.Short(err)))
 }
 
 func identityOr(identity string) string {
@@ -165,22 +111,6 @@ func identityOr(identity string) string {
 		return "ecrgate's AWS identity"
 	}
 	return identity
-}
-
-// shortError is err's message, or just the AWS code and message when there
-// is an API error (the SDK's wrapping repeats the operation and request id).
-func shortError(err error) string {
-	if code, msg := apiCode(err); code != "" {
-		if msg == "" {
-			return code
-		}
-		return code + ": " + msg
-	}
-	var send *smithyhttp.RequestSendError
-	if errors.As(err, &send) && send.Err != nil {
-		return "request not answered: " + send.Err.Error()
-	}
-	return err.Error()
 }
 
 // repositoryARN is the ARN an IAM policy must allow for p's repository.

@@ -1,4 +1,4 @@
-package explain
+package repocreate
 
 import (
 	"os"
