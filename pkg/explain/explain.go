@@ -42,6 +42,10 @@ type Options struct {
 	Clients func(ctx context.Context, registry string) (repocreate.ReadECR, string, error)
 	// Offline makes no AWS call: existence and native templates stay unknown.
 	Offline bool
+	// NS is the ?ns= value containerd adds when it pulls through a
+	// hosts.toml mirror (the registry the mirror stands in for), for names
+	// of the registry-mode listener; "" for none.
+	NS string
 }
 
 // Values of Result.Verdict: the plan's repocreate.Action.
@@ -139,7 +143,7 @@ func Explain(ctx context.Context, name string, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := resolve(cfg, ref, o.Registry)
+	t, err := resolve(cfg, ref, o.Registry, o.NS)
 	if err != nil {
 		return nil, err
 	}

@@ -78,13 +78,18 @@ type target struct {
 // (localhost:5000, a local_hosts: key) is a request on the registry-mode
 // listener, an ECR host one on the intercept listener, and a bare name one
 // on the registry-mode listener (or, with --registry, for that registry
-// under the same name). registry is --registry ("" if unset).
-func resolve(cfg *config.Config, r reference, registry string) (target, error) {
+// under the same name). registry is --registry ("" if unset), ns the ?ns=
+// value of a registry-mode request ("" for none).
+func resolve(cfg *config.Config, r reference, registry, ns string) (target, error) {
 	where := cfg.Path
 	if where == "" {
 		where = "the configuration (no file)"
 	}
 	rt := route.New(cfg)
+	var nsValues []string
+	if ns != "" {
+		nsValues = []string{ns}
+	}
 	switch {
 	case r.host == "" && registry != "":
 		got, err := rt.Resolve(route.Request{Listener: route.InterceptListener, Host: registry, Name: r.path})
@@ -93,20 +98,23 @@ func resolve(cfg *config.Config, r reference, registry string) (target, error) {
 		}
 		return target{mode: ModeBare, registry: got.Registry, repository: got.Repository, via: "--registry"}, nil
 	case r.host == "":
-		got, err := rt.Resolve(route.Request{Listener: route.RegistryListener, Host: cfg.Listen, Name: r.path})
-		if err != nil && len(cfg.RegistryHosts()) == 1 {
+		got, err := rt.Resolve(route.Request{Listener: route.RegistryListener, Host: cfg.Listen, NS: nsValues, Name: r.path})
+		switch {
+		case err == nil:
+		case ns != "":
+			return target{}, errors.New(message(err))
+		case len(cfg.RegistryHosts()) == 1:
 			only := cfg.RegistryHosts()[0]
 			return target{mode: ModeBare, registry: only, repository: r.path,
 				notes: []string{fmt.Sprintf("no default_registry: %s is the only registry in %s", only, where)}}, nil
-		}
-		if err != nil {
+		default:
 			return target{}, fmt.Errorf("no registry for %q: set default_registry in %s, or name one with --registry <account>.dkr.ecr.<region>.amazonaws.com", r.path, where)
 		}
 		t := fromRoute(got)
 		t.mode = ModeBare
 		return t, nil
 	case rt.IsLocalHost(r.host):
-		got, err := rt.Resolve(route.Request{Listener: route.RegistryListener, Host: r.host, Name: r.path})
+		got, err := rt.Resolve(route.Request{Listener: route.RegistryListener, Host: r.host, NS: nsValues, Name: r.path})
 		if err != nil {
 			return target{}, errors.New(message(err))
 		}

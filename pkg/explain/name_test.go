@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
@@ -27,24 +28,32 @@ func TestExplainResolvesLikeServe(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, registry, repo, mode, via string
-		registryFlag                    string
+		registryFlag, ns                string
 	}{
-		{"localhost:5000/" + other + "/team/app:1", other, "team/app", explain.ModeRegistry, "registry-qualified path", ""},
-		{"localhost:5000/team/app:1", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", ""},
-		{"127.0.0.1:5000/prod/svc", other, "svc", explain.ModeRegistry, "routes[0] prefix prod/ (" + path + ":3)", ""},
-		{"registry.localhost:5000/team/app", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", ""},
-		{"devbox:5000/team/app", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", ""},
-		{other + "/prod/svc:1", other, "prod/svc", explain.ModeIntercept, "intercept.hosts", ""},
-		{"team/app", reg, "team/app", explain.ModeBare, "default_registry (" + path + ":1)", ""},
-		{"team/app", other, "team/app", explain.ModeBare, "--registry", other},
+		{"localhost:5000/" + other + "/team/app:1", other, "team/app", explain.ModeRegistry, "registry-qualified path", "", ""},
+		{"localhost:5000/team/app:1", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", "", ""},
+		{"127.0.0.1:5000/prod/svc", other, "svc", explain.ModeRegistry, "routes[0] prefix prod/ (" + path + ":3)", "", ""},
+		{"registry.localhost:5000/team/app", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", "", ""},
+		{"devbox:5000/team/app", reg, "team/app", explain.ModeRegistry, "default_registry (" + path + ":1)", "", ""},
+		{other + "/prod/svc:1", other, "prod/svc", explain.ModeIntercept, "intercept.hosts", "", ""},
+		{"team/app", reg, "team/app", explain.ModeBare, "default_registry (" + path + ":1)", "", ""},
+		{"team/app", other, "team/app", explain.ModeBare, "--registry", other, ""},
+		// containerd's ?ns= through a hosts.toml mirror: the name as written.
+		{"localhost:5000/prod/svc", other, "prod/svc", explain.ModeRegistry, "?ns=", "", other},
+		{"localhost:5000/prod/svc", other, "svc", explain.ModeRegistry, "routes[0] prefix prod/ (" + path + ":3)", "", "localhost:5000"},
 	} {
-		r, err := explain.Explain(context.Background(), tc.name, explain.Options{Config: cfg, Offline: true, Registry: tc.registryFlag})
+		r, err := explain.Explain(context.Background(), tc.name, explain.Options{Config: cfg, Offline: true, Registry: tc.registryFlag, NS: tc.ns})
 		if err != nil {
 			t.Fatalf("Explain(%q): %v", tc.name, err)
 		}
 		if r.Registry != tc.registry || r.Repository != tc.repo || r.Mode != tc.mode || r.Via != tc.via {
-			t.Errorf("Explain(%q) = %s %q %s via %q; want %s %q %s via %q", tc.name, r.Registry, r.Repository, r.Mode, r.Via,
+			t.Errorf("Explain(%q, ns %q) = %s %q %s via %q; want %s %q %s via %q", tc.name, tc.ns, r.Registry, r.Repository, r.Mode, r.Via,
 				tc.registry, tc.repo, tc.mode, tc.via)
 		}
+	}
+	// An ns serve refuses, explain refuses with serve's words.
+	_, err = explain.Explain(context.Background(), "localhost:5000/team/app", explain.Options{Config: cfg, Offline: true, NS: "docker.io"})
+	if err == nil || !strings.Contains(err.Error(), `ecrgate does not serve registry "docker.io"`) {
+		t.Errorf("ns docker.io: %v", err)
 	}
 }
