@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -117,3 +118,22 @@ func TestMapError(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestReadOnlyHidesWrites: the client planning code holds is a ReadECR by
+// its type, and cannot be turned back into one that writes.
+func TestReadOnlyHidesWrites(t *testing.T) {
+	var full ECR = ecr.New(ecr.Options{})
+	clients := readOnlyClients(func(context.Context, string) (ECR, string, error) { return full, "arn", nil })
+	c, id, err := clients(context.Background(), "123456789012.dkr.ecr.us-east-1.amazonaws.com")
+	if err != nil || id != "arn" {
+		t.Fatalf("%v %q", err, id)
+	}
+	if _, ok := c.(ECR); ok {
+		t.Fatal("a planner's client can be asserted to ECR: it could write")
+	}
+	if _, ok := c.(interface {
+		CreateRepository(context.Context, *ecr.CreateRepositoryInput, ...func(*ecr.Options)) (*ecr.CreateRepositoryOutput, error)
+	}); ok {
+		t.Fatal("a planner's client has CreateRepository")
+	}
+}
