@@ -433,14 +433,6 @@ func (s *server) cpu() (time.Duration, error) {
 	return sum, nil
 }
 
-// selfCPU is the bench process's own user+system CPU time (the client and
-// the in-process emulator).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // startPassthrough builds bench/passthrough into dir and runs it in front
 // of upstream (host:port).
 func startPassthrough(ctx context.Context, dir, upstream string, extraEnv []string) (*server, error) {

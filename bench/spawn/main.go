@@ -80,9 +80,7 @@ func main() {
 				TimedOut: errors.Is(ctx.Err(), context.DeadlineExceeded)}
 			if ps := p.cmd.ProcessState; ps != nil {
 				r.Exit = ps.ExitCode()
-				if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-					r.MaxRSS = ru.Maxrss
-				}
+				r.MaxRSS = maxRSS(ps)
 			}
 			if err != nil {
 				r.Err = err.Error()
