@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ecrgate/ecrgate/pkg/editdist"
 )
 
 // Error is one problem in a configuration, located by file, line and key path.
@@ -119,7 +121,7 @@ func suggest(name string, candidates []string) string {
 		if fold(c) == fold(name) {
 			return c
 		}
-		d := editDistance(strings.ToLower(name), c)
+		d := distance(strings.ToLower(name), c)
 		if bestDist < 0 || d < bestDist {
 			best, bestDist = c, d
 		}
@@ -131,31 +133,11 @@ func suggest(name string, candidates []string) string {
 	return ""
 }
 
-// editDistance is the optimal-string-alignment distance between a and b:
-// insertions, deletions, substitutions and swaps of adjacent bytes.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 { // keys are short; don't spend time on junk
+// distance is editdist.Distance for keys: junk longer than any key is not
+// worth the time.
+func distance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
 		return max(len(a), len(b))
 	}
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
+	return editdist.Distance(a, b)
 }

@@ -3,6 +3,8 @@ package ecrhost
 import (
 	"slices"
 	"strings"
+
+	"github.com/ecrgate/ecrgate/pkg/editdist"
 )
 
 // Partition is an AWS partition: a group of regions that share DNS suffixes and
@@ -253,8 +255,8 @@ func nearestRegion(s string, ps []*partition) (string, bool) {
 			if keepArea && !strings.HasPrefix(r, area+"-") {
 				continue
 			}
-			db := editDistance(bare, strings.ReplaceAll(r, "-", ""))
-			df := editDistance(s, r)
+			db := editdist.Distance(bare, strings.ReplaceAll(r, "-", ""))
+			df := editdist.Distance(s, r)
 			if best == "" || db < bestBare || (db == bestBare && df < bestFull) {
 				best, bestBare, bestFull = r, db, df
 			}
@@ -267,34 +269,4 @@ func nearestRegion(s string, ps []*partition) (string, bool) {
 		return "", false
 	}
 	return best, true
-}
-
-// editDistance is the optimal string alignment distance between a and b:
-// insertions, deletions, substitutions and transpositions of adjacent bytes
-// each cost one.
-func editDistance(a, b string) int {
-	// Three rows: the one before the previous (for transpositions), the
-	// previous and the current.
-	pp := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d := min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d = min(d, pp[j-2]+1)
-			}
-			cur[j] = d
-		}
-		pp, prev, cur = prev, cur, pp
-	}
-	return prev[len(b)]
 }
