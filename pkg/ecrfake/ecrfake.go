@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/respwriter"
 )
 
 // Defaults of the emulator. The key pair is the emulator's own, never a real one.
@@ -301,9 +302,9 @@ func (e *Emulator) Serve(ctx context.Context, ln net.Listener) error {
 // ServeHTTP routes a request to the plane it belongs to.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &statusWriter{ResponseWriter: w}
+	rw := respwriter.New(w)
 	defer func() {
-		e.log.Debug("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", rw.status, "duration", time.Since(start))
+		e.log.Debug("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "status", rw.Status(), "duration", time.Since(start))
 	}()
 	switch {
 	case r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/"):
@@ -419,35 +420,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // documented never to fail since Go 1.24
 	return hex.EncodeToString(b)
-}
-
-// statusWriter remembers the status for the request log and passes Flush
-// and Hijack through (blob downloads stream; faults drop connections).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
 
 // Accounts are the registry ids the emulator serves; the first is the default.

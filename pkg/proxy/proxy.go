@@ -31,6 +31,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
 	"github.com/ecrgate/ecrgate/pkg/regerr"
+	"github.com/ecrgate/ecrgate/pkg/respwriter"
 )
 
 // MaxManifestSize is ECR's manifest limit; larger manifests are refused
@@ -221,7 +222,7 @@ func callFrom(ctx context.Context) *call {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	route := distpath.Parse(r.Method, r.URL.Path)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := respwriter.New(w)
 	in := &countingReader{r: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = in
@@ -229,9 +230,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var refused error // an error the proxy itself answered with
 	defer func() {
 		d := time.Since(start)
-		p.opts.Metrics.observe(string(route.Op), sw.code(), d, in.n, sw.n)
-		attrs := []any{"method", r.Method, "path", logPath(r.URL.Path), "op", route.Op, "status", sw.code(),
-			"bytes_in", in.n, "bytes_out", sw.n, "duration", d}
+		p.opts.Metrics.observe(string(route.Op), sw.Status(), d, in.n, sw.Bytes())
+		attrs := []any{"method", r.Method, "path", logPath(r.URL.Path), "op", route.Op, "status", sw.Status(),
+			"bytes_in", in.n, "bytes_out", sw.Bytes(), "duration", d}
 		if refused == nil {
 			p.log.Debug("request", attrs...)
 			return
