@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // Default values, in one place. The audit log and local host defaults depend
@@ -217,25 +219,14 @@ func defaultLocalHosts(listen string) []string {
 	return slices.Compact(hosts)
 }
 
-// getenv returns the value of name in env ("NAME=value" entries); the last
-// entry wins, as for a child process started with env.
-func getenv(env []string, name string) string {
-	for _, kv := range slices.Backward(env) {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
-
 // xdgDir returns the XDG base directory named by the variable name, or
 // $HOME/fallback when it is unset or not absolute (as the XDG spec asks), or
 // "" when HOME is unset too.
 func xdgDir(env []string, name, fallback string) string {
-	if d := getenv(env, name); filepath.IsAbs(d) {
+	if d := environ.Get(env, name); filepath.IsAbs(d) {
 		return d
 	}
-	if h := getenv(env, "HOME"); h != "" {
+	if h := environ.Get(env, "HOME"); h != "" {
 		return filepath.Join(h, filepath.FromSlash(fallback))
 	}
 	return ""
@@ -250,7 +241,7 @@ func expandHome(p string, env []string) (string, error) {
 	if !ok {
 		return p, nil
 	}
-	home := getenv(env, "HOME")
+	home := environ.Get(env, "HOME")
 	if home == "" {
 		return p, errNoHome
 	}
@@ -262,7 +253,7 @@ func expandHome(p string, env []string) (string, error) {
 // $XDG_CONFIG_HOME/ecrgate/config.yaml, with XDG_CONFIG_HOME defaulting to
 // $HOME/.config. It returns "" when neither variable nor HOME is set.
 func DefaultPath(env []string) string {
-	if p := getenv(env, "ECRGATE_CONFIG"); p != "" {
+	if p := environ.Get(env, "ECRGATE_CONFIG"); p != "" {
 		p, _ = expandHome(p, env)
 		return p
 	}
@@ -297,7 +288,7 @@ func load(path string, env []string, guardPolicies bool) (*Config, *othersCanWri
 	if path == "" {
 		path = DefaultPath(env)
 		named = ""
-		if getenv(env, "ECRGATE_CONFIG") != "" {
+		if environ.Get(env, "ECRGATE_CONFIG") != "" {
 			named = "named by ECRGATE_CONFIG"
 		}
 	}

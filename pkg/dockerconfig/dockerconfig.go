@@ -46,6 +46,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // FileName is the name of Docker's client config file.
@@ -68,26 +70,17 @@ var ErrChanged = errors.New("changed since the plan was made")
 // is unset, as on Windows). When a variable appears more than once the last
 // one wins, as with exec.Cmd.Env. Path returns "" when none of them is set.
 func Path(env []string) string {
-	if dir := lookupEnv(env, "DOCKER_CONFIG"); dir != "" {
+	if dir := environ.Get(env, "DOCKER_CONFIG"); dir != "" {
 		return filepath.Join(dir, FileName)
 	}
-	home := lookupEnv(env, "HOME")
+	home := environ.Get(env, "HOME")
 	if home == "" {
-		home = lookupEnv(env, "USERPROFILE")
+		home = environ.Get(env, "USERPROFILE")
 	}
 	if home == "" {
 		return ""
 	}
 	return filepath.Join(home, ".docker", FileName)
-}
-
-func lookupEnv(env []string, key string) string {
-	for _, kv := range slices.Backward(env) {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
 }
 
 // Change is one edit of the credHelpers map.

@@ -16,6 +16,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/repocreate"
 )
 
@@ -94,7 +95,7 @@ func (d *doctor) needs(name string) (Result, bool) {
 func (d *doctor) awsError(reg ecrhost.Registry, op string, err error) (detail, fix string) {
 	id := d.identity(reg)
 	if id.Profile == "" {
-		id.Profile = getenv(d.o.Env, "AWS_PROFILE")
+		id.Profile = environ.Get(d.o.Env, "AWS_PROFILE")
 	}
 	e := &ecrauth.Error{Registry: reg, Identity: id, Err: err}
 	switch e.Kind() {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/listen"
 )
 
@@ -46,7 +47,7 @@ const DefaultDockerSocket = "/var/run/docker.sock"
 func DockerdProxyFrom(env []string, dirs []string) func(ctx context.Context) (DockerdProxy, error) {
 	return func(ctx context.Context) (DockerdProxy, error) {
 		sock := DefaultDockerSocket
-		if h := getenv(env, "DOCKER_HOST"); h != "" {
+		if h := environ.Get(env, "DOCKER_HOST"); h != "" {
 			if p, ok := strings.CutPrefix(h, "unix://"); ok {
 				sock = p
 			} else {
@@ -61,7 +62,7 @@ func DockerdProxyFrom(env []string, dirs []string) func(ctx context.Context) (Do
 			}
 			apiErr = fmt.Errorf("docker API at unix://%s: %w", sock, err)
 		} else {
-			apiErr = fmt.Errorf("DOCKER_HOST=%s is not a unix socket", getenv(env, "DOCKER_HOST"))
+			apiErr = fmt.Errorf("DOCKER_HOST=%s is not a unix socket", environ.Get(env, "DOCKER_HOST"))
 		}
 		p, ok, err := dropInProxy(dirs)
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,15 +26,6 @@ import (
 
 // helperName is the credHelpers value for docker-credential-ecrgate.
 const helperName = "ecrgate"
-
-func getenv(env []string, name string) string {
-	for _, kv := range slices.Backward(env) {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
 
 // dockerHosts are the credHelpers keys ecrgate setup docker writes: every
 // registry of the config, never a local proxy host.

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // DockerCertsDir is where dockerd looks for per-registry CA certificates on
@@ -27,7 +28,7 @@ const DockerCertsDir = "/etc/docker/certs.d"
 // directory for the environment env: $HOME/.docker/certs.d, or "" without
 // HOME.
 func DockerDesktopCertsDir(env []string) string {
-	if h := getenv(env, "HOME"); h != "" {
+	if h := environ.Get(env, "HOME"); h != "" {
 		return filepath.Join(h, ".docker", "certs.d")
 	}
 	return ""

@@ -33,12 +33,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/atomicfile"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // File names inside the CA directory.
@@ -78,22 +78,11 @@ type CA struct {
 // ignored, as the XDG specification asks). It returns "" when neither
 // XDG_DATA_HOME nor HOME is set.
 func DefaultDir(env []string) string {
-	if d := getenv(env, "XDG_DATA_HOME"); filepath.IsAbs(d) {
+	if d := environ.Get(env, "XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "ecrgate", "ca")
 	}
-	if h := getenv(env, "HOME"); h != "" {
+	if h := environ.Get(env, "HOME"); h != "" {
 		return filepath.Join(h, ".local", "share", "ecrgate", "ca")
-	}
-	return ""
-}
-
-// getenv returns the value of name in env; the last entry wins, as for a
-// child process started with env.
-func getenv(env []string, name string) string {
-	for _, kv := range slices.Backward(env) {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
 	}
 	return ""
 }
