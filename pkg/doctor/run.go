@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/awsconf"
 	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/repocreate"
 	"github.com/ecrgate/ecrgate/pkg/dockerconfig"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/localca"
@@ -25,9 +26,8 @@ type STS interface {
 // ECR is the read-only part of the ECR client the doctor uses; *ecr.Client
 // fits. It has no method that changes anything.
 type ECR interface {
+	repocreate.ReadECR
 	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, optFns ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
-	DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
-	DescribeRepositoryCreationTemplates(ctx context.Context, in *ecr.DescribeRepositoryCreationTemplatesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeRepositoryCreationTemplatesOutput, error)
 }
 
 var (
