@@ -12,10 +12,10 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/awsconf"
 	"github.com/ecrgate/ecrgate/pkg/config"
-	"github.com/ecrgate/ecrgate/pkg/repocreate"
 	"github.com/ecrgate/ecrgate/pkg/dockerconfig"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/localca"
+	"github.com/ecrgate/ecrgate/pkg/repocreate"
 )
 
 // STS is the part of the STS client the doctor uses; *sts.Client fits.
