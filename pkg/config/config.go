@@ -439,6 +439,17 @@ func DefaultTemplate() Template {
 	return Template{ImageTagMutability: Mutable, Encryption: Encryption{Type: EncryptionAES256}}
 }
 
+// Line is the 1-based line in the configuration file of key, a key path
+// as errors name it ("default_registry", "deny[0]", "templates[1]",
+// "templates[1].scan_on_push"); 0 when the Config was not parsed from a
+// file or has no such key. Messages use it to cite the rule they apply.
+func (c *Config) Line(key string) int {
+	if c == nil || c.src == nil {
+		return 0
+	}
+	return c.src.lines[key]
+}
+
 // RegistryHosts returns the ECR registry hosts the configuration names
 // (default_registry, routes, registries and local_hosts values), in lower
 // case, sorted, each once: the hosts intercept.hosts "configured" decrypts.

@@ -380,10 +380,10 @@ func accountOf(arn string) string {
 // file.
 func locate(p *Plan, cfg *config.Config) {
 	if p.Rule.list != "" {
-		p.Rule.Line = yamlLine(p.ConfigFile, p.Rule.list, p.Rule.index)
+		p.Rule.Line = cfg.Line(fmt.Sprintf("%s[%d]", p.Rule.list, p.Rule.index))
 	}
 	if p.TemplateKey != "" {
 		i := slices.IndexFunc(cfg.Templates, func(x config.Template) bool { return x.Prefix == p.Template.Prefix })
-		p.TemplateLine = yamlLine(p.ConfigFile, "templates", i)
+		p.TemplateLine = cfg.Line(fmt.Sprintf("templates[%d]", i))
 	}
 }

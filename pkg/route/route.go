@@ -124,14 +124,13 @@ type Resolver struct {
 	local      map[string]bool // lower-case local_hosts keys
 	accounts   map[string]bool // accounts of the configured registries
 	allECR     bool            // intercept.hosts: all-ecr
-	lines      lines
 }
 
-// New returns the resolver of cfg. It reads cfg.Path once, to name the
-// lines of the keys it cites; nothing else does I/O.
+// New returns the resolver of cfg. It does no I/O: the lines of the keys
+// it cites come from the parsed config (config.Line).
 func New(cfg *config.Config) *Resolver {
 	r := &Resolver{cfg: cfg, where: cfg.Path, registries: map[string]bool{}, local: map[string]bool{}, accounts: map[string]bool{},
-		allECR: cfg.Intercept.Hosts == config.InterceptAllECR, lines: readLines(cfg.Path)}
+		allECR: cfg.Intercept.Hosts == config.InterceptAllECR}
 	if r.where == "" {
 		r.where = "the config file"
 	}
@@ -310,10 +309,11 @@ func (r *Resolver) qualified(name string) (registry, repo string, ok bool) {
 // rule is a rule of kind citing the top-level key (index >= 0: its
 // index'th list item, key[index]).
 func (r *Resolver) rule(kind, key string, index int) Rule {
-	rule := Rule{Kind: kind, Key: key, File: r.cfg.Path, Line: r.lines.of(key, index)}
+	rule := Rule{Kind: kind, Key: key, File: r.cfg.Path}
 	if index >= 0 {
 		rule.Key = fmt.Sprintf("%s[%d]", key, index)
 	}
+	rule.Line = r.cfg.Line(rule.Key)
 	return rule
 }
 
