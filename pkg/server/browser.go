@@ -2,15 +2,12 @@ package server
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"strings"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
-	"github.com/ecrgate/ecrgate/pkg/config"
-	"github.com/ecrgate/ecrgate/pkg/listen"
 	"github.com/ecrgate/ecrgate/pkg/regerr"
+	"github.com/ecrgate/ecrgate/pkg/route"
 )
 
 // browserGuard keeps web pages away from the registry-mode listener, which
@@ -23,8 +20,8 @@ import (
 // (and Origin on cross-origin writes). So a request is refused when its
 // Host is not localhost, a loopback address or a local_hosts name, or when
 // it carries those browser headers.
-func browserGuard(cfg *config.Config, next http.Handler) http.Handler {
-	refusal := pageGuard(cfg)
+func browserGuard(rt *route.Resolver, next http.Handler) http.Handler {
+	refusal := pageGuard(rt)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		why := refusal(r)
 		if why == "" {
@@ -39,8 +36,8 @@ func browserGuard(cfg *config.Config, next http.Handler) http.Handler {
 
 // adminGuard applies the same rule to the admin listener: /metrics names
 // accounts, regions and activity, which a rebinding page must not read.
-func adminGuard(cfg *config.Config, next http.Handler) http.Handler {
-	refusal := pageGuard(cfg)
+func adminGuard(rt *route.Resolver, next http.Handler) http.Handler {
+	refusal := pageGuard(rt)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if why := refusal(r); why != "" {
 			http.Error(w, "ecrgate refuses this request: it "+why+"; ask for http://127.0.0.1:<admin port>/ instead", http.StatusForbidden)
@@ -52,33 +49,16 @@ func adminGuard(cfg *config.Config, next http.Handler) http.Handler {
 
 // pageGuard returns the check both listeners make: why a request must be
 // refused as coming from a web page or naming a host that is not this
-// machine, or "" to let it through.
-func pageGuard(cfg *config.Config) func(r *http.Request) string {
-	local := map[string]bool{}
-	for h := range cfg.LocalHosts {
-		local[strings.ToLower(h)] = true
-	}
+// machine (route.Resolver.IsLocalHost: loopback, a local_hosts: name or
+// listen:), or "" to let it through.
+func pageGuard(rt *route.Resolver) func(r *http.Request) string {
 	return func(r *http.Request) string {
 		switch {
 		case r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Site") != "":
 			return "comes from a web browser"
-		case !localHost(r.Host, local):
+		case !rt.IsLocalHost(r.Host):
 			return fmt.Sprintf("names host %q, which is not this machine", r.Host)
 		}
 		return ""
 	}
-}
-
-// localHost reports whether a Host header names this machine: localhost
-// (or a subdomain of it), a loopback address, or a configured local host.
-func localHost(hostport string, local map[string]bool) bool {
-	hp := strings.ToLower(hostport)
-	if local[hp] {
-		return true
-	}
-	h := hp
-	if hh, _, err := net.SplitHostPort(hp); err == nil {
-		h = hh
-	}
-	return local[h] || listen.IsLoopbackHost(hp)
 }

@@ -179,12 +179,12 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	regSrv := &http.Server{Handler: browserGuard(cfg, reg), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
+	regSrv := &http.Server{Handler: browserGuard(rt, reg), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", metrics.Handler())
-	adminSrv := &http.Server{Handler: adminGuard(cfg, mux), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
+	adminSrv := &http.Server{Handler: adminGuard(rt, mux), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
 	iaddr, serveIntercept, err := startIntercept(ctx, o, log, rt, upstreams, base)
