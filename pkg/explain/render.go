@@ -28,8 +28,11 @@ func (r *Result) WriteText(w io.Writer) error {
 	switch r.Mode {
 	case ModeRegistry:
 		how := "registry mode: default_registry"
-		if r.Route != "" {
+		switch {
+		case r.Route != "":
 			how = fmt.Sprintf("registry mode: route %q (prefix removed)", r.Route)
+		case r.Via != "" && !strings.HasPrefix(r.Via, "default_registry"):
+			how = "registry mode: " + r.Via
 		}
 		line("mode", "%s", how)
 	case ModeIntercept:
