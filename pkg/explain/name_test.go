@@ -51,6 +51,15 @@ func TestExplainResolvesLikeServe(t *testing.T) {
 				tc.registry, tc.repo, tc.mode, tc.via)
 		}
 	}
+	// The text names the rule that chose the registry.
+	r, err := explain.Explain(context.Background(), "localhost:5000/"+other+"/team/app:1", explain.Options{Config: cfg, Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil || !strings.Contains(b.String(), "registry mode: registry-qualified path") {
+		t.Errorf("text for a registry-qualified path (%v):\n%s", err, b.String())
+	}
 	// An ns serve refuses, explain refuses with serve's words.
 	_, err = explain.Explain(context.Background(), "localhost:5000/team/app", explain.Options{Config: cfg, Offline: true, NS: "docker.io"})
 	if err == nil || !strings.Contains(err.Error(), `ecrgate does not serve registry "docker.io"`) {
