@@ -147,11 +147,12 @@ func (c Cache) Write(key string, t Token) error {
 	return writeFileAtomic(c.path(key), b, 0o600)
 }
 
-// Lock takes the exclusive lock for key, waiting for another holder at most
-// lockTimeout. The lock is released when the returned func is called or the
-// process exits. It fails, wrapping ErrNotPrivate, when the directory or
-// key's cache file is not private: the caller (ecrauth, which locks before
-// it fetches) then reports that instead of fetching a token into it.
+// Lock takes the exclusive lock for key (pkg/filelock), waiting for
+// another holder at most lockTimeout. The lock is released when the
+// returned func is called or the process exits. It fails, wrapping
+// ErrNotPrivate, when the directory or key's cache file is not private:
+// the caller (Source, which locks before it fetches) then reports that
+// instead of fetching a token into it.
 func (c Cache) Lock(ctx context.Context, key string) (func(), error) {
 	if err := c.ensureDir(); err != nil {
 		return nil, err
