@@ -196,11 +196,11 @@ func (s *Source) fetch(ctx context.Context, registry string) (Token, error) {
 	return Token{}, err
 }
 
-// delegate runs Delegate; why is the reason Fetch gave no token (nil
-// error when there is no Fetch).
+// delegate runs Delegate; why is the reason Fetch gave no token
+// (errNoFetcher when there is no Fetch), for the log.
 func (s *Source) delegate(ctx context.Context, registry string, why error) (Token, error) {
 	log := s.log()
-	if why != nil && why != errNoFetcher {
+	if why != errNoFetcher {
 		log.Debug("token fetch delegated", "registry", registry, "reason", why)
 	}
 	start := time.Now()
