@@ -69,7 +69,7 @@ func TestLockTimeoutAndCancel(t *testing.T) {
 	if _, err := filelock.Lock(context.Background(), path, 50*time.Millisecond); !errors.Is(err, filelock.ErrTimeout) {
 		t.Errorf("Lock on a held lock = %v; want ErrTimeout", err)
 	}
-	if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
+	if d := time.Since(start); d < 50*time.Millisecond || d > 25*time.Second { // an upper bound only against a hang
 		t.Errorf("timed out after %v; want about 50ms", d)
 	}
 

@@ -83,7 +83,7 @@ func TestHeaderTimeout(t *testing.T) {
 				if !errors.As(err, &te) || te.d != tt.wantTimeout || !strings.Contains(err.Error(), req.URL.Host) {
 					t.Fatalf("error %v, want an upstreamTimeoutError naming %s and %v", err, req.URL.Host, tt.wantTimeout)
 				}
-				if took < tt.wantTimeout || took > tt.wantTimeout+5*time.Second {
+				if took < tt.wantTimeout || took > tt.wantTimeout+25*time.Second { // an upper bound only against a hang
 					t.Errorf("timed out after %v, want about %v", took, tt.wantTimeout)
 				}
 			case tt.wantErr != "":

@@ -148,43 +148,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer adminLn.Close()
 
-	tokens := ecrauth.New(ecrauth.Options{
-		CacheDir: ecrauth.DefaultCacheDir(o.Env),
-		Env:      o.Env,
-		Logger:   log,
-		Identities: func(host string) ecrauth.Identity {
-			r, _ := cfg.RegistryConfig(host)
-			return ecrauth.Identity{Profile: r.Profile, RoleARN: r.RoleARN, APIEndpoint: r.APIEndpoint}
-		},
-	})
-	metrics := proxy.NewMetrics()
-	ens, err := repocreate.New(repocreate.Options{Config: cfg, Env: o.Env, Logger: log,
-		OnCreate: func(registry, how string) { metrics.Creations.WithLabelValues(registry, how).Inc() }})
+	w, err := wire(cfg, o, log)
 	if err != nil {
 		return err
 	}
-	defer ens.Close()
-	// One manifest budget for every proxy this server runs (registry mode,
-	// each ?ns= registry, intercept mode): the cap is on the process. One
-	// resolver answers for all of them.
-	rt := route.New(cfg)
-	upstreams := upstreamCache(cfg)
-	base := proxy.Options{Resolve: targets(rt, upstreams, route.RegistryListener, ""), AnswerPing: true, Ensurer: ens, Tokens: tokens,
-		Transport: o.Transport, Logger: log, Metrics: metrics, ManifestBudget: proxy.NewManifestBudget(proxy.DefaultManifestBudget)}
-	p, err := proxy.New(base)
-	if err != nil {
-		return err
-	}
-	reg, err := newNSRouter(rt, upstreams, base, p, log)
-	if err != nil {
-		return err
-	}
-	regSrv := &http.Server{Handler: browserGuard(rt, reg), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
+	defer w.ens.Close()
+	rt, upstreams, base := w.rt, w.upstreams, w.base
+	regSrv := &http.Server{Handler: browserGuard(rt, w.registry), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("GET /metrics", metrics.Handler())
-	adminSrv := &http.Server{Handler: adminGuard(rt, mux), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
+	adminSrv := &http.Server{Handler: adminGuard(rt, w.admin), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
 	iaddr, serveIntercept, err := startIntercept(ctx, o, log, rt, upstreams, base)
@@ -234,6 +206,55 @@ func Run(ctx context.Context, o Options) error {
 	}
 	_ = g.Wait()
 	return errors.Join(errs...)
+}
+
+// wiring is what the listeners serve: the registry-mode handler (with its
+// ?ns= router), the admin handler, and what intercept mode builds on.
+type wiring struct {
+	rt        *route.Resolver
+	upstreams func(registry string) (*url.URL, error)
+	base      proxy.Options // the registry-mode proxy's options
+	ens       *repocreate.Ensurer
+	registry  http.Handler
+	admin     http.Handler
+}
+
+// wire builds the token source, the ensurer, the resolver and the
+// handlers of one server. One manifest budget serves every proxy it runs
+// (registry mode, each ?ns= registry, intercept mode): the cap is on the
+// process. One resolver answers for all of them.
+func wire(cfg *config.Config, o Options, log *slog.Logger) (*wiring, error) {
+	tokens := ecrauth.New(ecrauth.Options{
+		CacheDir: ecrauth.DefaultCacheDir(o.Env),
+		Env:      o.Env,
+		Logger:   log,
+		Identities: func(host string) ecrauth.Identity {
+			r, _ := cfg.RegistryConfig(host)
+			return ecrauth.Identity{Profile: r.Profile, RoleARN: r.RoleARN, APIEndpoint: r.APIEndpoint}
+		},
+	})
+	metrics := proxy.NewMetrics()
+	ens, err := repocreate.New(repocreate.Options{Config: cfg, Env: o.Env, Logger: log,
+		OnCreate: func(registry, how string) { metrics.Creations.WithLabelValues(registry, how).Inc() }})
+	if err != nil {
+		return nil, err
+	}
+	w := &wiring{rt: route.New(cfg), upstreams: upstreamCache(cfg), ens: ens}
+	w.base = proxy.Options{Resolve: targets(w.rt, w.upstreams, route.RegistryListener, ""), AnswerPing: true, Ensurer: ens, Tokens: tokens,
+		Transport: o.Transport, Logger: log, Metrics: metrics, ManifestBudget: proxy.NewManifestBudget(proxy.DefaultManifestBudget)}
+	p, err := proxy.New(w.base)
+	if err == nil {
+		w.registry, err = newNSRouter(w.rt, w.upstreams, w.base, p, log)
+	}
+	if err != nil {
+		ens.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", metrics.Handler())
+	w.admin = mux
+	return w, nil
 }
 
 // serveHTTP serves s on ln until ctx ends, or calls stop when serving

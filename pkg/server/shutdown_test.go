@@ -227,7 +227,7 @@ func TestShutdownTimeoutBoundsTheDrain(t *testing.T) {
 	select {
 	case <-s.done:
 		err := s.err
-		if took := time.Since(start); took < timeout || took > timeout+5*time.Second {
+		if took := time.Since(start); took < timeout || took > timeout+20*time.Second { // generous: a loaded 2-core CI machine
 			t.Errorf("server.Run returned after %s; want about ShutdownTimeout (%s)", took, timeout)
 		}
 		if err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
