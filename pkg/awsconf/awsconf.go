@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
@@ -42,7 +43,7 @@ type Options struct {
 func Load(ctx context.Context, reg ecrhost.Registry, id Identity, o Options) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(reg.Region),
-		config.WithEC2RoleCredentialOptions(func(eo *ec2rolecreds.Options) { eo.Client = newBoundedIMDS(tokencache.EnvMap(o.Env)) }),
+		config.WithEC2RoleCredentialOptions(func(eo *ec2rolecreds.Options) { eo.Client = newBoundedIMDS(environ.Map(o.Env)) }),
 	}
 	if id.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(id.Profile))
@@ -90,7 +91,7 @@ func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Optio
 // Public) API somewhere else, in which case FIPS and dual-stack endpoint
 // selection must not be combined with it (the SDK refuses both at once).
 func EndpointOverridden(reg ecrhost.Registry, id Identity, env []string) bool {
-	return tokencache.Endpoint(reg.Host, id, tokencache.EnvMap(env)) != ""
+	return tokencache.Endpoint(reg.Host, id, environ.Map(env)) != ""
 }
 
 // SessionName names assumed-role sessions after the local user, so

@@ -16,8 +16,8 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/localca"
-	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
 func newCACmd() *cobra.Command {
@@ -399,7 +399,7 @@ func caDir(flag string, env []string, stderr io.Writer) string {
 		return flag
 	}
 	dir := localca.DefaultDir(env)
-	sudoUser := tokencache.EnvMap(env)["SUDO_USER"]
+	sudoUser := environ.Map(env)["SUDO_USER"]
 	if os.Geteuid() != 0 || sudoUser == "" || sudoUser == "root" || hasCA(dir) {
 		return dir
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ecrgate/ecrgate/pkg/tokencache"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // emulatorName is the program `ecrgate emulator` runs (cmd/emulator,
@@ -58,7 +58,7 @@ and output, signals and exit status. ECRGATE_EMULATOR names another copy.
 // emulatorPath finds ecrgate-emulator: $ECRGATE_EMULATOR, else beside the
 // running ecrgate, else on PATH.
 func emulatorPath(env []string) (string, error) {
-	if p := tokencache.EnvMap(env)["ECRGATE_EMULATOR"]; p != "" {
+	if p := environ.Map(env)["ECRGATE_EMULATOR"]; p != "" {
 		return p, nil
 	}
 	if self, err := os.Executable(); err == nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/envtoken"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
@@ -102,7 +103,7 @@ func (c *CachedTokens) Token(ctx context.Context, registry string) (tokencache.T
 // envtoken declined, or its call failed (the fetcher retries with the SDK
 // and explains errors).
 func (c *CachedTokens) direct(ctx context.Context, registry string) (tokencache.Token, error) {
-	req, why := envtoken.For(registry, c.identity(registry), tokencache.EnvMap(c.Env))
+	req, why := envtoken.For(registry, c.identity(registry), environ.Map(c.Env))
 	if req == nil {
 		c.log().Debug("token fetch left to "+FetcherName, "registry", registry, "reason", why)
 		return tokencache.Token{}, errors.New(why)
@@ -131,7 +132,7 @@ func (c *CachedTokens) Cached() []tokencache.Token {
 // FetcherPath finds ecrgate-fetch-token: $ECRGATE_FETCHER, else next to the
 // running helper, else on PATH.
 func FetcherPath(env []string) (string, error) {
-	if p := tokencache.EnvMap(env)["ECRGATE_FETCHER"]; p != "" {
+	if p := environ.Map(env)["ECRGATE_FETCHER"]; p != "" {
 		return p, nil
 	}
 	if self, err := os.Executable(); err == nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/private"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
@@ -25,7 +26,7 @@ func CacheDir(env []string) string { return tokencache.DefaultDir(env) }
 // for misses, and the log (ECRGATE_LOG=path, ECRGATE_LOG_LEVEL; see
 // OpenLog). The returned func closes the log.
 func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
-	e := tokencache.EnvMap(env)
+	e := environ.Map(env)
 	cfg, warning, err := LoadConfig(Name, env, stderr)
 	if err != nil {
 		return nil, nil, err
@@ -90,7 +91,7 @@ func Identities(cfg *config.Config) func(host string) tokencache.Identity {
 
 // NoCache reports ECRGATE_DISABLE_CACHE=1 (or true).
 func NoCache(env []string) bool {
-	v := tokencache.EnvMap(env)["ECRGATE_DISABLE_CACHE"]
+	v := environ.Map(env)["ECRGATE_DISABLE_CACHE"]
 	return v == "1" || strings.EqualFold(v, "true")
 }
 
@@ -109,7 +110,7 @@ var euid = os.Geteuid
 // program logs nowhere and says why on stderr, in one line prefixed with
 // name, rather than fail (or append to a file someone else chose).
 func OpenLog(name string, env []string, stderr io.Writer) (*slog.Logger, func(), error) {
-	e := tokencache.EnvMap(env)
+	e := environ.Map(env)
 	level := slog.LevelWarn
 	if s := e["ECRGATE_LOG_LEVEL"]; s != "" {
 		if err := level.UnmarshalText([]byte(s)); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/awsconf"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
@@ -34,7 +35,7 @@ func (f *SDKFetcher) Fetch(ctx context.Context, reg ecrhost.Registry, id Identit
 	// Messages name the profile in use, configured or from AWS_PROFILE.
 	named := id
 	if named.Profile == "" {
-		named.Profile = tokencache.EnvMap(f.Env)["AWS_PROFILE"]
+		named.Profile = environ.Map(f.Env)["AWS_PROFILE"]
 	}
 	cfg, err := f.config(ctx, reg, id)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/envtoken"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
@@ -24,7 +25,7 @@ const host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 func keys(t *testing.T, extra ...string) map[string]string {
 	t.Helper()
 	env := []string{"HOME=" + t.TempDir(), "AWS_ACCESS_KEY_ID=AKIAEXAMPLE000000001", "AWS_SECRET_ACCESS_KEY=secret"}
-	return tokencache.EnvMap(append(env, extra...))
+	return environ.Map(append(env, extra...))
 }
 
 func TestForDecides(t *testing.T) {
@@ -95,7 +96,7 @@ func TestForDecides(t *testing.T) {
 func TestFetchFromEmulator(t *testing.T) {
 	t.Setenv("AWS_CA_BUNDLE", "")
 	e := ecrfake.Start(t, ecrfake.Options{})
-	env := tokencache.EnvMap(append(e.Env(), "HOME="+t.TempDir()))
+	env := environ.Map(append(e.Env(), "HOME="+t.TempDir()))
 	req, why := envtoken.For(host, tokencache.Identity{}, env)
 	if req == nil {
 		t.Fatalf("For refused: %s", why)

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // firstFD is the first file descriptor systemd passes (SD_LISTEN_FDS_START).
@@ -55,7 +57,7 @@ func Listeners(env []string) (map[string]net.Listener, error) {
 // returns one name per passed descriptor (fd 3 first), or none when the
 // variables are unset or meant for another process.
 func parseEnv(env []string, pid int) ([]string, error) {
-	pidText := getenv(env, "LISTEN_PID")
+	pidText := environ.Get(env, "LISTEN_PID")
 	if pidText == "" {
 		return nil, nil
 	}
@@ -66,7 +68,7 @@ func parseEnv(env []string, pid int) ([]string, error) {
 	if forPID != pid {
 		return nil, nil // inherited from a parent that was activated itself
 	}
-	nText := getenv(env, "LISTEN_FDS")
+	nText := environ.Get(env, "LISTEN_FDS")
 	if nText == "" {
 		return nil, nil
 	}
@@ -77,7 +79,7 @@ func parseEnv(env []string, pid int) ([]string, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	namesText, ok := lookupEnv(env, "LISTEN_FDNAMES")
+	namesText, ok := environ.Lookup(env, "LISTEN_FDNAMES")
 	if !ok {
 		return slices.Repeat([]string{"unknown"}, n), nil
 	}
@@ -194,22 +196,6 @@ func CheckLoopback(addr string) error {
 	}
 	return fmt.Errorf("listen address %q %s, and ecrgate serves pushes there without authentication of its own; listen on %s (ecrgate listens on loopback only)",
 		addr, why, net.JoinHostPort("127.0.0.1", port))
-}
-
-// lookupEnv finds name in env; the last entry wins, as for a child process
-// started with env.
-func lookupEnv(env []string, name string) (string, bool) {
-	for _, kv := range slices.Backward(env) {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-func getenv(env []string, name string) string {
-	v, _ := lookupEnv(env, name)
-	return v
 }
 
 // IsLoopbackHost reports whether host, or host:port, as it appears in an

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/atomicfile"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/filelock"
 )
 
@@ -237,7 +238,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // DefaultDir is where the helper and the proxy share cached tokens:
 // $XDG_CACHE_HOME/ecrgate/tokens, XDG_CACHE_HOME defaulting to ~/.cache.
 func DefaultDir(env []string) string {
-	e := EnvMap(env)
+	e := environ.Map(env)
 	base := e["XDG_CACHE_HOME"]
 	if base == "" || !filepath.IsAbs(base) {
 		base = filepath.Join(e["HOME"], ".cache")

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // DefaultMargin is how much life a cached token must have left to be used
@@ -56,7 +58,7 @@ type Identity struct {
 // identity token, then AWS_PROFILE (or "default"). The control-plane
 // endpoint is part of the key so an emulator's tokens never mix with AWS's.
 func Key(host string, id Identity, env []string) string {
-	e := EnvMap(env)
+	e := environ.Map(env)
 	var who string
 	switch {
 	case id.Profile != "":
@@ -90,15 +92,4 @@ func Endpoint(host string, id Identity, env map[string]string) string {
 		return v
 	}
 	return env["AWS_ENDPOINT_URL"]
-}
-
-// EnvMap turns KEY=VALUE pairs into a map.
-func EnvMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
 }

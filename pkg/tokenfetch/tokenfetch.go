@@ -15,7 +15,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/credhelper"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
-	"github.com/ecrgate/ecrgate/pkg/tokencache"
+	"github.com/ecrgate/ecrgate/pkg/environ"
 )
 
 // Run fetches a token for args[0] and returns the exit code. Failures are
@@ -36,7 +36,7 @@ func Run(args, env []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeLog()
-	if warning != nil && tokencache.EnvMap(env)["ECRGATE_LOG"] != "" {
+	if warning != nil && environ.Map(env)["ECRGATE_LOG"] != "" {
 		log.Warn(warning.Error())
 	}
 	src := ecrauth.New(ecrauth.Options{
