@@ -92,35 +92,30 @@ type knownRepo struct {
 // New returns an Ensurer. It opens the audit log (append, mode 0600, parent
 // directories 0700) when Config.AuditLog is set.
 func New(o Options) (*Ensurer, error) {
+	cfg := o.Config
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	clients := o.Clients
+	if clients == nil {
+		clients = newSDKClients(cfg, o.Env).get
+	}
+	// The planner fills in the defaults both share (logger, clock, TTL).
+	pl := NewPlanner(PlannerOptions{Config: cfg, Clients: readOnlyClients(clients), Logger: o.Logger, Now: o.Now, CacheTTL: o.CacheTTL})
 	e := &Ensurer{
-		cfg:      o.Config,
-		clients:  o.Clients,
-		log:      o.Logger,
-		now:      o.Now,
-		ttl:      o.CacheTTL,
+		cfg:      cfg,
+		clients:  clients,
+		planner:  pl,
+		log:      pl.log,
+		now:      pl.now,
+		ttl:      pl.ttl,
 		onCreate: o.OnCreate,
 		known:    map[string]knownRepo{},
 		pruneAt:  1024,
 	}
-	if e.cfg == nil {
-		e.cfg = &config.Config{}
-	}
-	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
-	}
-	if e.now == nil {
-		e.now = time.Now
-	}
-	if e.ttl <= 0 {
-		e.ttl = DefaultCacheTTL
-	}
-	if e.clients == nil {
-		e.clients = newSDKClients(e.cfg, o.Env).get
-	}
 	if e.onCreate == nil {
 		e.onCreate = func(string, string) {}
 	}
-	e.planner = NewPlanner(PlannerOptions{Config: e.cfg, Clients: readOnlyClients(e.clients), Logger: e.log, Now: e.now, CacheTTL: e.ttl})
 	if e.cfg.AuditLog != "" {
 		a, err := openAudit(e.cfg.AuditLog)
 		if err != nil {
