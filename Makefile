@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/ecrgate/ecrgate/pkg/version.Version=$(VERSION)
 E2E_TIMEOUT ?= 30m
 
-.PHONY: all build test e2e bench demo lint install clean fuzz
+.PHONY: all build test e2e bench demo lint install clean fuzz image
 
 all: build
 
@@ -20,6 +20,25 @@ build:
 
 test:
 	$(GO) test -race -count=1 ./...
+
+# The container image (scratch + static ecrgate + CA bundle + user 65532) for
+# IMAGE_PLATFORMS, built without a Docker daemon by tools/image and written as
+# an OCI image layout to IMAGE_DIR; prints the index digest. Reproducible: the
+# same commit gives the same digest (-trimpath, -buildid=, SOURCE_DATE_EPOCH
+# from the last commit for every file time).
+IMAGE_DIR        ?= dist/image
+IMAGE_PLATFORMS  ?= linux/amd64 linux/arm64
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+REVISION         ?= $(shell git rev-parse HEAD 2>/dev/null)
+image:
+	@set -e; bins=""; for p in $(IMAGE_PLATFORMS); do \
+		out=dist/$${p%/*}_$${p#*/}/ecrgate; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath \
+			-ldflags '$(LDFLAGS) -buildid=' -o $$out ./cmd/proxy; \
+		bins="$$bins -binary $$p=$$out"; \
+	done; \
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./tools/image -o $(IMAGE_DIR) \
+		-version '$(VERSION)' -revision '$(REVISION)' $$bins
 
 # End-to-end tests drive the real docker CLI, dockerd, skopeo and the AWS CLI
 # against the emulator. They need root (dockerd) and the packages .ci/run installs.
