@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime"
+	"strings"
 )
 
 // Kind is what makes a path not private.
@@ -24,6 +25,7 @@ const (
 	OtherOwner                 // another user owns it
 	OpenMode                   // its group or others have some access (write access, for Guarded)
 	Linked                     // a file with more than one name (hard link)
+	OpenACL                    // Windows: its owner or access control list lets others in (ACL)
 )
 
 // Problem says why Path is not private.
@@ -33,6 +35,12 @@ type Problem struct {
 	Mode  fs.FileMode // permission bits, for OpenMode
 	Owner int         // owner's user id, for OtherOwner
 	User  int         // the current user's id, for OtherOwner
+
+	// For OpenACL: who else is let in (DOMAIN\name, a SID, or a
+	// parenthesised note), and the icacls command that leaves the current
+	// user and SYSTEM alone in the list, for the caller's message.
+	Others  []string
+	Command string
 }
 
 func (p *Problem) Error() string {
@@ -47,6 +55,8 @@ func (p *Problem) Error() string {
 		return fmt.Sprintf("%s belongs to user id %d, not to you (user id %d)", p.Path, p.Owner, p.User)
 	case Linked:
 		return p.Path + " has other names (hard links)"
+	case OpenACL:
+		return p.Path + " lets in " + strings.Join(p.Others, ", ") + " (its owner or access control list)"
 	default:
 		return fmt.Sprintf("%s has mode %04o", p.Path, p.Mode)
 	}
@@ -55,7 +65,7 @@ func (p *Problem) Error() string {
 // Dir checks st, the Stat of directory path, for user uid: a directory that
 // uid owns (any owner when uid is root, which can read it anyway) and that
 // its group and others cannot enter. Modes and owners are not checked on
-// Windows.
+// Windows, where ACL checks the access control list.
 func Dir(path string, st fs.FileInfo, uid int) *Problem {
 	if !st.IsDir() {
 		return &Problem{Path: path, Kind: NotDir}
@@ -132,4 +142,29 @@ func Guarded(path string, st fs.FileInfo, uid int) *Problem {
 		return &Problem{Path: path, Kind: OpenMode, Mode: perm}
 	}
 	return nil
+}
+
+// aclProblem is ACL's OpenACL for path (a directory when dir) with others
+// let in. Its Command grants the current user and SYSTEM full control,
+// drops the inherited entries and removes the others' entries.
+func aclProblem(path string, dir bool, others []string) *Problem {
+	inherit := ""
+	if dir {
+		inherit = "(OI)(CI)"
+	}
+	cmd := fmt.Sprintf(`icacls "%s" /inheritance:r /grant:r "%%USERNAME%%:%[2]sF" "SYSTEM:%[2]sF"`, path, inherit)
+	var remove []string
+	for _, o := range others {
+		switch {
+		case strings.HasPrefix(o, "("):
+		case strings.HasPrefix(o, "S-1-"):
+			remove = append(remove, "*"+o)
+		default:
+			remove = append(remove, `"`+o+`"`)
+		}
+	}
+	if len(remove) > 0 {
+		cmd += " /remove " + strings.Join(remove, " ")
+	}
+	return &Problem{Path: path, Kind: OpenACL, Others: others, Command: cmd}
 }
