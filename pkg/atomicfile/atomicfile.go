@@ -8,11 +8,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ecrgate/ecrgate/pkg/private"
 )
 
 // WriteTemp writes data to a new temporary file beside path with mode perm,
 // fsynced when durable, closed, and returns its name. The caller renames or
-// removes it.
+// removes it. A perm that lets neither group nor others in (0600) also
+// makes the file the current user's alone on Windows (private.Restrict),
+// before any data is written.
 func WriteTemp(path string, data []byte, perm fs.FileMode, durable bool) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -26,6 +30,11 @@ func WriteTemp(path string, data []byte, perm fs.FileMode, durable bool) (string
 	}
 	if err := f.Chmod(perm); err != nil {
 		return fail(err)
+	}
+	if perm&0o077 == 0 {
+		if err := private.Restrict(name); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		return fail(err)
