@@ -18,12 +18,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/atomicfile"
 	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/filelock"
+	"github.com/ecrgate/ecrgate/pkg/private"
 )
 
 // Cache keeps one JSON file per cache key in dir (0700), each file 0600
@@ -57,12 +59,20 @@ func (c Cache) path(key string) string {
 	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".json")
 }
 
-// ensureDir creates the cache directory (0700) if needed and checks that it
-// is private. An existing directory keeps its mode: a loose one is refused,
-// not tightened, since tokens in it may already have been read.
+// ensureDir creates the cache directory (0700; on Windows, an access
+// control list for the current user and SYSTEM alone, private.Restrict) if
+// needed and checks that it is private. An existing directory keeps its
+// mode: a loose one is refused, not tightened, since tokens in it may
+// already have been read.
 func (c Cache) ensureDir() error {
+	_, statErr := os.Stat(c.Dir)
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return fmt.Errorf("create token cache %s: %w", c.Dir, err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if err := private.Restrict(c.Dir); err != nil {
+			return fmt.Errorf("create token cache %s: %w", c.Dir, err)
+		}
 	}
 	return c.checkDir()
 }
@@ -236,12 +246,20 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 }
 
 // DefaultDir is where the helper and the proxy share cached tokens:
-// $XDG_CACHE_HOME/ecrgate/tokens, XDG_CACHE_HOME defaulting to ~/.cache.
-func DefaultDir(env []string) string {
+// $XDG_CACHE_HOME/ecrgate/tokens, XDG_CACHE_HOME defaulting to ~/.cache;
+// on Windows, where HOME is usually unset, it defaults to %LOCALAPPDATA%
+// (%LOCALAPPDATA%\ecrgate\tokens) instead.
+func DefaultDir(env []string) string { return defaultDir(runtime.GOOS, env) }
+
+// defaultDir is DefaultDir for the operating system goos.
+func defaultDir(goos string, env []string) string {
 	e := environ.Map(env)
 	base := e["XDG_CACHE_HOME"]
 	if base == "" || !filepath.IsAbs(base) {
 		base = filepath.Join(e["HOME"], ".cache")
+		if l := e["LOCALAPPDATA"]; goos == "windows" && filepath.IsAbs(l) {
+			base = l
+		}
 	}
 	return filepath.Join(base, "ecrgate", "tokens")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/private"
 )
@@ -18,13 +19,17 @@ var euid = os.Geteuid
 
 // checkDir returns an error unless dir is a directory that belongs to the
 // current user (any owner when running as root, which can read it anyway)
-// and that its group and others cannot enter.
+// and that its group and others cannot enter (on Windows: whose access
+// control list lets no one else in).
 func checkDir(dir string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("token cache %s: %w", dir, err)
 	}
 	p := private.Dir(dir, st, euid())
+	if p == nil {
+		p = private.ACL(dir)
+	}
 	if p == nil {
 		return nil
 	}
@@ -34,6 +39,9 @@ func checkDir(dir string) error {
 	case private.OpenMode:
 		return fmt.Errorf("token cache directory %s has mode %04o, so other users may read or replace your registry tokens, and ecrgate refuses to use it: run \"chmod 700 %s\" (and \"docker logout\" each ECR registry if others may have read a token)",
 			dir, p.Mode, dir)
+	case private.OpenACL:
+		return fmt.Errorf("token cache directory %s lets in %s (its owner or access control list), so they may read or replace your registry tokens, and ecrgate refuses to use it: remove it (ecrgate creates it again, private to you) or run %s (and \"docker logout\" each ECR registry if others may have read a token)",
+			dir, strings.Join(p.Others, ", "), p.Command)
 	}
 	return ownerError(p)
 }
@@ -42,6 +50,9 @@ func checkDir(dir string) error {
 // regular file of the current user that its group and others cannot read.
 func checkFile(path string, st fs.FileInfo) error {
 	p := private.File(path, st, euid())
+	if p == nil {
+		p = private.ACL(path)
+	}
 	if p == nil {
 		return nil
 	}
@@ -53,6 +64,9 @@ func checkFile(path string, st fs.FileInfo) error {
 	case private.OpenMode:
 		return fmt.Errorf("token cache file %s has mode %04o, so other users may read or replace a registry token, and ecrgate refuses to use it: run \"chmod 600 %s\" or remove it",
 			path, p.Mode, path)
+	case private.OpenACL:
+		return fmt.Errorf("token cache file %s lets in %s (its owner or access control list), so they may read or replace a registry token, and ecrgate refuses to use it: remove it (ecrgate writes a new one, private to you) or run %s",
+			path, strings.Join(p.Others, ", "), p.Command)
 	}
 	return ownerError(p)
 }
