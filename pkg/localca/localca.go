@@ -33,12 +33,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/atomicfile"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/environ"
+	"github.com/ecrgate/ecrgate/pkg/private"
 )
 
 // File names inside the CA directory.
@@ -75,11 +77,18 @@ type CA struct {
 // DefaultDir returns the CA directory for the environment env ("NAME=value"
 // entries, os.Environ() in main): $XDG_DATA_HOME/ecrgate/ca, with
 // XDG_DATA_HOME defaulting to $HOME/.local/share (a relative XDG_DATA_HOME is
-// ignored, as the XDG specification asks). It returns "" when neither
-// XDG_DATA_HOME nor HOME is set.
-func DefaultDir(env []string) string {
+// ignored, as the XDG specification asks), or on Windows, where HOME is
+// usually unset, to %LOCALAPPDATA% (%LOCALAPPDATA%\ecrgate\ca). It returns
+// "" when none of them is set.
+func DefaultDir(env []string) string { return defaultDir(runtime.GOOS, env) }
+
+// defaultDir is DefaultDir for the operating system goos.
+func defaultDir(goos string, env []string) string {
 	if d := environ.Get(env, "XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "ecrgate", "ca")
+	}
+	if l := environ.Get(env, "LOCALAPPDATA"); goos == "windows" && filepath.IsAbs(l) {
+		return filepath.Join(l, "ecrgate", "ca")
 	}
 	if h := environ.Get(env, "HOME"); h != "" {
 		return filepath.Join(h, ".local", "share", "ecrgate", "ca")
@@ -344,7 +353,8 @@ func randomSerial() (*big.Int, error) {
 }
 
 // mkdirPrivate creates dir and its parents; dir itself, if created here,
-// gets mode 0700 whatever the umask. An existing dir is left as it is, and
+// gets mode 0700 whatever the umask (on Windows, an access control list for
+// the current user and SYSTEM alone, private.Restrict). An existing dir is left as it is, and
 // refused if it is not private (see checkPrivateDir).
 func mkdirPrivate(dir string) error {
 	if _, err := os.Stat(dir); err == nil {
@@ -356,7 +366,13 @@ func mkdirPrivate(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create the CA directory: %w", err)
 	}
-	return os.Chmod(dir, 0o700)
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	if err := private.Restrict(dir); err != nil {
+		return fmt.Errorf("create the CA directory: %w", err)
+	}
+	return nil
 }
 
 // writeNew atomically creates path; see atomicfile.Create.

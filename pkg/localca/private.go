@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/private"
 )
@@ -18,7 +19,8 @@ var euid = os.Geteuid
 
 // checkPrivateDir returns an error unless dir is a directory of the current
 // user (any owner when running as root, e.g. "sudo ecrgate ca install --dir
-// ~/.local/share/ecrgate/ca") that its group and others cannot enter.
+// ~/.local/share/ecrgate/ca") that its group and others cannot enter (on
+// Windows: whose access control list lets no one else in).
 func checkPrivateDir(dir string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -32,6 +34,9 @@ func checkPrivateDir(dir string) error {
 func checkPrivateDirInfo(dir string, st fs.FileInfo) error {
 	p := private.Dir(dir, st, euid())
 	if p == nil {
+		p = private.ACL(dir)
+	}
+	if p == nil {
 		return nil
 	}
 	switch p.Kind {
@@ -40,6 +45,9 @@ func checkPrivateDirInfo(dir string, st fs.FileInfo) error {
 	case private.OpenMode:
 		return fmt.Errorf("the CA directory %s has mode %04o, so other users may read or replace the CA key, and ecrgate refuses to use it: run \"chmod 700 %s\" (and if others may have read %s, consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
 			dir, p.Mode, dir, KeyFile)
+	case private.OpenACL:
+		return fmt.Errorf("the CA directory %s lets in %s (its owner or access control list), so they may read or replace the CA key, and ecrgate refuses to use it: run %s (and if others may have read %s, consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
+			dir, strings.Join(p.Others, ", "), p.Command, KeyFile)
 	}
 	return ownerError(p)
 }
@@ -54,6 +62,9 @@ func checkPrivateKey(path string) error {
 	}
 	p := private.File(path, st, euid())
 	if p == nil {
+		p = private.ACL(path)
+	}
+	if p == nil {
 		return nil
 	}
 	switch p.Kind {
@@ -62,6 +73,9 @@ func checkPrivateKey(path string) error {
 	case private.OpenMode:
 		return fmt.Errorf("%s has mode %04o, so others may read the CA key: run \"chmod 600 %s\" (and consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
 			path, p.Mode, path)
+	case private.OpenACL:
+		return fmt.Errorf("%s lets in %s (its owner or access control list), so they may read the CA key: run %s (and consider the key leaked: the CA's name constraints limit the harm to ECR host names)",
+			path, strings.Join(p.Others, ", "), p.Command)
 	}
 	return ownerError(p)
 }
