@@ -16,16 +16,23 @@
 //	<account>.dkr-ecr.<region>.on.amazonwebservices.com.cn
 //	<account>.dkr.ecr.<region>.c2s.ic.gov             aws-iso
 //	<account>.dkr.ecr.<region>.sc2s.sgov.gov          aws-iso-b
+//	<account>.dkr.ecr.<region>.amazonaws.eu           aws-eusc (European Sovereign Cloud)
 //	public.ecr.aws                                    ECR Public
 //
-// The package does no I/O; its region tables are in regions.go.
+// <region> is any well-formed region name of the partition, known or not: a
+// region AWS opens after this release works without a new one. The region
+// table in regions.go only helps a person who mistyped: Parse refuses an
+// unknown region that is not built like a region name ("us-eas-1": no region
+// word, and a typo away from us-east-1), and CheckResolvable, given a
+// resolver, turns a well-formed unknown region whose API endpoint does not
+// resolve into the same kind of "did you mean" error. Parse itself does no
+// I/O.
 package ecrhost
 
 import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -68,13 +75,13 @@ const wantHint = "(want <account>.dkr.ecr.<region>.amazonaws.com)"
 // the account and region, any pairing of form and suffix) so that Parse can
 // say which part is wrong instead of only "no match".
 var hostPattern = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^(?:([^.]+)\.)?(dkr\.ecr|dkr\.ecr-fips|dkr-ecr|dkr-ecr-fips)\.([^.]+)\.(amazonaws\.com|amazonaws\.com\.cn|on\.aws|on\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
+	return regexp.MustCompile(`^(?:([^.]+)\.)?(dkr\.ecr|dkr\.ecr-fips|dkr-ecr|dkr-ecr-fips)\.([^.]+)\.(amazonaws\.com|amazonaws\.com\.cn|on\.aws|on\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov|amazonaws\.eu)$`)
 })
 
 // apiPattern matches ECR control-plane host names, which users sometimes give
 // where a registry host belongs.
 var apiPattern = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^(?:api\.)?ecr(?:-fips|-public)?\.([^.]+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws|api\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
+	return regexp.MustCompile(`^(?:api\.)?ecr(?:-fips|-public)?\.([^.]+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws|api\.amazonwebservices\.com\.cn|c2s\.ic\.gov|sc2s\.sgov\.gov|amazonaws\.eu)$`)
 })
 
 // dualStackSuffixes are the host suffixes of dual-stack registry hosts.
@@ -111,8 +118,8 @@ func Parse(s string) (Registry, error) {
 		return Registry{}, &HostError{Input: s, Reason: fmt.Sprintf("account %q must be 12 digits", account)}
 	}
 
-	p := partitionByRegion[region]
-	if p == nil {
+	p := wellFormed(region)
+	if p == nil || (!KnownRegion(region) && likelyTypo(region)) {
 		return Registry{}, unknownRegion(s, account, region, suffix, fips, dualStack)
 	}
 	r := Registry{Account: account, Region: region, Partition: p.id, FIPS: fips, DualStack: dualStack}
@@ -120,7 +127,7 @@ func Parse(s string) (Registry, error) {
 	if dualStack && p.dualStackSuffix == "" {
 		return Registry{}, &HostError{Input: s, Reason: fmt.Sprintf("partition %s has no dual-stack registry endpoint", p.id)}
 	}
-	if fips && !slices.Contains(p.fipsRegions, region) {
+	if fips && !p.hasFIPS(region) {
 		reason := fmt.Sprintf("region %s has no FIPS registry endpoint", region)
 		if len(p.fipsRegions) > 0 {
 			reason += fmt.Sprintf(" (FIPS registries exist in %s)", strings.Join(p.fipsRegions, ", "))
@@ -187,6 +194,12 @@ func hostname(s string) (string, error) {
 // unknownRegion builds the error for a region no partition lists, suggesting
 // the nearest region of the partitions the host's suffix belongs to.
 func unknownRegion(input, account, region, suffix string, fips, dualStack bool) *HostError {
+	return suggestRegion(input, "", account, region, suffix, fips, dualStack)
+}
+
+// suggestRegion builds an "unknown region" error whose reason, after the
+// partition, carries detail (if any) and then the nearest known region.
+func suggestRegion(input, detail, account, region, suffix string, fips, dualStack bool) *HostError {
 	var candidates []*partition
 	for i := range partitions {
 		p := &partitions[i]
@@ -202,6 +215,9 @@ func unknownRegion(input, account, region, suffix string, fips, dualStack bool) 
 		name = PartitionAWSUSGov
 	}
 	e := &HostError{Input: input, Reason: fmt.Sprintf("unknown region %q for partition %s", region, name)}
+	if detail != "" {
+		e.Reason += ": " + detail
+	}
 	// Prefer a region the host's suffix fits; else one of another partition
 	// ("cn-nort-1" under amazonaws.com), whose suffix the suggestion then uses.
 	near, ok := nearestRegion(region, candidates)
@@ -214,7 +230,7 @@ func unknownRegion(input, account, region, suffix string, fips, dualStack bool) 
 	p := partitionByRegion[near]
 	r := Registry{Account: account, Region: near, Partition: p.id, FIPS: fips, DualStack: dualStack}
 	// Offer a corrected host only if the fix needs nothing else changed.
-	if (!fips || slices.Contains(p.fipsRegions, near)) && (!dualStack || p.dualStackSuffix != "") {
+	if (!fips || p.hasFIPS(near)) && (!dualStack || p.dualStackSuffix != "") {
 		e.Suggestion = r.String()
 	}
 	return e
@@ -250,6 +266,7 @@ func (r Registry) String() string {
 //	123456789012.dkr-ecr.us-east-1.on.aws              https://ecr.us-east-1.api.aws
 //	123456789012.dkr-ecr-fips.us-east-1.on.aws         https://ecr-fips.us-east-1.api.aws
 //	123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn   https://api.ecr.cn-north-1.amazonaws.com.cn
+//	123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu   https://api.ecr.eusc-de-east-1.amazonaws.eu
 //	public.ecr.aws                                     https://api.ecr-public.us-east-1.amazonaws.com
 //
 // The FIPS host names are the ones the SDK's endpoint table and the AWS

@@ -57,6 +57,47 @@ var parseTests = []struct {
 	{in: "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", want: Registry{Host: "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", Account: acct, Region: "us-iso-east-1", Partition: PartitionAWSISO}},
 	{in: "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", want: Registry{Host: "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", Account: acct, Region: "us-isob-east-1", Partition: PartitionAWSISOB}},
 
+	// Regions the table does not know: any well-formed region of a known
+	// partition is accepted, so the first region AWS opens after a release
+	// works without a new one.
+	{in: "123456789012.dkr.ecr.eu-south-3.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.eu-south-3.amazonaws.com", Account: acct, Region: "eu-south-3", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ap-southeast-9.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.ap-southeast-9.amazonaws.com", Account: acct, Region: "ap-southeast-9", Partition: PartitionAWS}},
+	{in: "https://123456789012.dkr.ecr.AP-SOUTHEAST-9.amazonaws.com:443/v2/", want: Registry{Host: "123456789012.dkr.ecr.ap-southeast-9.amazonaws.com", Account: acct, Region: "ap-southeast-9", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ap-southeast-22.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.ap-southeast-22.amazonaws.com", Account: acct, Region: "ap-southeast-22", Partition: PartitionAWS}},
+	{in: "123456789012.dkr-ecr.ap-southeast-22.on.aws", want: Registry{Host: "123456789012.dkr-ecr.ap-southeast-22.on.aws", Account: acct, Region: "ap-southeast-22", Partition: PartitionAWS, DualStack: true}},
+	{in: "123456789012.dkr.ecr.us-central-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-central-1.amazonaws.com", Account: acct, Region: "us-central-1", Partition: PartitionAWS}},
+	{in: "123456789012.dkr.ecr.ca-east-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.ca-east-1.amazonaws.com", Account: acct, Region: "ca-east-1", Partition: PartitionAWS}},    // a typo away from ca-west-1, but built of region words
+	{in: "123456789012.dkr.ecr.nz-north-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.nz-north-1.amazonaws.com", Account: acct, Region: "nz-north-1", Partition: PartitionAWS}}, // a new area code
+	{in: "123456789012.dkr.ecr.us-foo-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-foo-1.amazonaws.com", Account: acct, Region: "us-foo-1", Partition: PartitionAWS}},       // no known region near: DNS decides (CheckResolvable)
+	{in: "123456789012.dkr-ecr.eu-south-3.on.aws", want: Registry{Host: "123456789012.dkr-ecr.eu-south-3.on.aws", Account: acct, Region: "eu-south-3", Partition: PartitionAWS, DualStack: true}},
+	{in: "123456789012.dkr.ecr-fips.us-north-1.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr-fips.us-north-1.amazonaws.com", Account: acct, Region: "us-north-1", Partition: PartitionAWS, FIPS: true}},
+	{in: "123456789012.dkr-ecr-fips.us-north-1.on.aws", want: Registry{Host: "123456789012.dkr-ecr-fips.us-north-1.on.aws", Account: acct, Region: "us-north-1", Partition: PartitionAWS, FIPS: true, DualStack: true}},
+	{in: "123456789012.dkr.ecr.us-gov-north-2.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr.us-gov-north-2.amazonaws.com", Account: acct, Region: "us-gov-north-2", Partition: PartitionAWSUSGov}},
+	{in: "123456789012.dkr.ecr-fips.us-gov-north-2.amazonaws.com", want: Registry{Host: "123456789012.dkr.ecr-fips.us-gov-north-2.amazonaws.com", Account: acct, Region: "us-gov-north-2", Partition: PartitionAWSUSGov, FIPS: true}},
+	{in: "123456789012.dkr-ecr.us-gov-north-2.on.aws", want: Registry{Host: "123456789012.dkr-ecr.us-gov-north-2.on.aws", Account: acct, Region: "us-gov-north-2", Partition: PartitionAWSUSGov, DualStack: true}},
+	{in: "123456789012.dkr.ecr.cn-south-1.amazonaws.com.cn", want: Registry{Host: "123456789012.dkr.ecr.cn-south-1.amazonaws.com.cn", Account: acct, Region: "cn-south-1", Partition: PartitionAWSCN}},
+	{in: "123456789012.dkr.ecr.us-isob-south-1.sc2s.sgov.gov", want: Registry{Host: "123456789012.dkr.ecr.us-isob-south-1.sc2s.sgov.gov", Account: acct, Region: "us-isob-south-1", Partition: PartitionAWSISOB}},
+	{in: "123456789012.dkr.ecr.us-iso-south-1.c2s.ic.gov", want: Registry{Host: "123456789012.dkr.ecr.us-iso-south-1.c2s.ic.gov", Account: acct, Region: "us-iso-south-1", Partition: PartitionAWSISO}},
+	{in: "123456789012.dkr.ecr.eu-south-3.amazonaws.eu", errHas: "region eu-south-3 is in partition aws, whose registry hosts end in .amazonaws.com, not .amazonaws.eu", suggest: "123456789012.dkr.ecr.eu-south-3.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.cn-south-1.amazonaws.com", errHas: "region cn-south-1 is in partition aws-cn, whose registry hosts end in .amazonaws.com.cn, not .amazonaws.com", suggest: "123456789012.dkr.ecr.cn-south-1.amazonaws.com.cn"},
+	{in: "123456789012.dkr.ecr-fips.eu-south-3.amazonaws.com", errHas: "region eu-south-3 has no FIPS registry endpoint (FIPS registries exist in us-east-1, us-east-2, us-west-1, us-west-2)"},
+	{in: "123456789012.dkr.ecr-fips.cn-south-1.amazonaws.com.cn", errHas: "region cn-south-1 has no FIPS registry endpoint"},
+	{in: "123456789012.dkr-ecr.us-iso-south-1.on.aws", errHas: "partition aws-iso has no dual-stack registry endpoint"},
+
+	// European Sovereign Cloud.
+	{in: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", want: Registry{Host: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", Account: acct, Region: "eusc-de-east-1", Partition: PartitionAWSEUSC}},
+	{in: "https://123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu/v2/", want: Registry{Host: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", Account: acct, Region: "eusc-de-east-1", Partition: PartitionAWSEUSC}},
+	{in: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu.:443", want: Registry{Host: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", Account: acct, Region: "eusc-de-east-1", Partition: PartitionAWSEUSC}},
+	{in: "123456789012.dkr.ecr.eusc-de-west-1.amazonaws.eu", want: Registry{Host: "123456789012.dkr.ecr.eusc-de-west-1.amazonaws.eu", Account: acct, Region: "eusc-de-west-1", Partition: PartitionAWSEUSC}},
+	{in: "123456789012.dkr.ecr.eusc-fr-south-1.amazonaws.eu", want: Registry{Host: "123456789012.dkr.ecr.eusc-fr-south-1.amazonaws.eu", Account: acct, Region: "eusc-fr-south-1", Partition: PartitionAWSEUSC}},
+	{in: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.com", errHas: "region eusc-de-east-1 is in partition aws-eusc, whose registry hosts end in .amazonaws.eu, not .amazonaws.com", suggest: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu"},
+	{in: "123456789012.dkr.ecr.us-east-1.amazonaws.eu", errHas: "region us-east-1 is in partition aws, whose registry hosts end in .amazonaws.com, not .amazonaws.eu", suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr-fips.eusc-de-east-1.amazonaws.eu", errHas: "region eusc-de-east-1 has no FIPS registry endpoint"},
+	{in: "123456789012.dkr-ecr.eusc-de-east-1.on.aws", errHas: "partition aws-eusc has no dual-stack registry endpoint"},
+	{in: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu.evil.example", errHas: "is not an Amazon ECR registry host"},
+	{in: "12345.dkr.ecr.eusc-de-east-1.amazonaws.eu", errHas: `account "12345" must be 12 digits`},
+	{in: "api.ecr.eusc-de-east-1.amazonaws.eu", errHas: "is an Amazon ECR API endpoint"},
+
 	// ECR Public.
 	{in: "public.ecr.aws", want: Registry{Host: "public.ecr.aws", Region: "us-east-1", Partition: PartitionAWS, Public: true}},
 	{in: "https://public.ecr.aws/v2/", want: Registry{Host: "public.ecr.aws", Region: "us-east-1", Partition: PartitionAWS, Public: true}},
@@ -103,7 +144,6 @@ var parseTests = []struct {
 	{in: "123456789012.dkr.ecr.us-eas-1.amazonaws.com", errHas: `unknown region "us-eas-1" for partition aws (did you mean us-east-1?)`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
 	{in: "123456789012.dkr.ecr.eu-west1.amazonaws.com", errHas: `unknown region "eu-west1" for partition aws (did you mean eu-west-1?)`, suggest: "123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
 	{in: "123456789012.dkr.ecr.uswest2.amazonaws.com", errHas: "(did you mean us-west-2?)", suggest: "123456789012.dkr.ecr.us-west-2.amazonaws.com"},
-	{in: "123456789012.dkr-ecr.ap-southeast-22.on.aws", errHas: `unknown region "ap-southeast-22" for partition aws (did you mean ap-southeast-2?)`, suggest: "123456789012.dkr-ecr.ap-southeast-2.on.aws"},
 	{in: "123456789012.dkr.ecr.cn-nort-1.amazonaws.com.cn", errHas: `unknown region "cn-nort-1" for partition aws-cn (did you mean cn-north-1?)`, suggest: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
 	{in: "123456789012.dkr.ecr.us-gov-wets-1.amazonaws.com", errHas: `unknown region "us-gov-wets-1" for partition aws-us-gov (did you mean us-gov-west-1?)`, suggest: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"},
 	{in: "123456789012.dkr.ecr.cn-nort-1.amazonaws.com", errHas: "(did you mean cn-north-1?)", suggest: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
@@ -111,7 +151,18 @@ var parseTests = []struct {
 	{in: "123456789012.dkr.ecr-fips.eu-wst-1.amazonaws.com", errHas: "(did you mean eu-west-1?)"}, // eu-west-1 has no FIPS host: no suggestion
 	{in: "123456789012.dkr.ecr.xyz.amazonaws.com", errHas: `unknown region "xyz" for partition aws`},
 	{in: "123456789012.dkr.ecr.mars-north-1.amazonaws.com", errHas: `unknown region "mars-north-1" for partition aws`},
-	{in: "123456789012.dkr.ecr.us-central-1.amazonaws.com", errHas: `unknown region "us-central-1"`},
+	{in: "123456789012.dkr.ecr.us-east-0.amazonaws.com", errHas: `unknown region "us-east-0" for partition aws (did you mean us-east-1?)`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us-east-100.amazonaws.com", errHas: `unknown region "us-east-100" for partition aws`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us-east-1a.amazonaws.com", errHas: `unknown region "us-east-1a" for partition aws (did you mean us-east-1?)`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"}, // a zone, not a region
+	{in: "123456789012.dkr.ecr.usa-east-1.amazonaws.com", errHas: `unknown region "usa-east-1" for partition aws`, suggest: "123456789012.dkr.ecr.sa-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us-east.amazonaws.com", errHas: `unknown region "us-east" for partition aws`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us--1.amazonaws.com", errHas: `unknown region "us--1" for partition aws`},
+	{in: "123456789012.dkr.ecr.us-east-1-1.amazonaws.com", errHas: `unknown region "us-east-1-1" for partition aws`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.us-east2-1.amazonaws.com", errHas: `unknown region "us-east2-1" for partition aws`, suggest: "123456789012.dkr.ecr.us-east-1.amazonaws.com"},
+	{in: "123456789012.dkr.ecr.eu-isoe-west-1.amazonaws.com", errHas: `unknown region "eu-isoe-west-1" for partition aws`}, // aws-iso-e: not a partition Parse knows
+	{in: "123456789012.dkr.ecr.eu-isoe-west-1.c2s.ic.gov", errHas: `unknown region "eu-isoe-west-1" for partition aws-iso`},
+	{in: "123456789012.dkr.ecr.eusc-east-1.amazonaws.eu", errHas: `unknown region "eusc-east-1" for partition aws-eusc`, suggest: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu"},
+	{in: "123456789012.dkr.ecr.eusc-de-eas-1.amazonaws.eu", errHas: `unknown region "eusc-de-eas-1" for partition aws-eusc (did you mean eusc-de-east-1?)`, suggest: "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu"},
 
 	// Region in one partition, suffix of another.
 	{in: "123456789012.dkr.ecr.cn-north-1.amazonaws.com", errHas: "region cn-north-1 is in partition aws-cn, whose registry hosts end in .amazonaws.com.cn, not .amazonaws.com", suggest: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
@@ -212,6 +263,13 @@ func TestAPIEndpoint(t *testing.T) {
 		{"123456789012.dkr-ecr.us-gov-east-1.on.aws", "https://ecr.us-gov-east-1.api.aws"},
 		{"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", "https://api.ecr.us-iso-east-1.c2s.ic.gov"},
 		{"123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", "https://api.ecr.us-isob-east-1.sc2s.sgov.gov"},
+		{"123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", "https://api.ecr.eusc-de-east-1.amazonaws.eu"},
+		{"123456789012.dkr.ecr.eu-south-3.amazonaws.com", "https://api.ecr.eu-south-3.amazonaws.com"},
+		{"123456789012.dkr-ecr.eu-south-3.on.aws", "https://ecr.eu-south-3.api.aws"},
+		{"123456789012.dkr.ecr-fips.us-north-1.amazonaws.com", "https://ecr-fips.us-north-1.amazonaws.com"},
+		{"123456789012.dkr-ecr-fips.us-north-1.on.aws", "https://ecr-fips.us-north-1.api.aws"},
+		{"123456789012.dkr.ecr-fips.us-gov-north-2.amazonaws.com", "https://ecr-fips.us-gov-north-2.amazonaws.com"},
+		{"123456789012.dkr.ecr.cn-south-1.amazonaws.com.cn", "https://api.ecr.cn-south-1.amazonaws.com.cn"},
 		{"public.ecr.aws", "https://api.ecr-public.us-east-1.amazonaws.com"},
 	}
 	for _, tt := range tests {
@@ -398,15 +456,22 @@ func FuzzParse(f *testing.F) {
 			if !isAccount(r.Account) {
 				t.Fatalf("Parse(%q): account %q is not 12 digits", s, r.Account)
 			}
-			if !slices.ContainsFunc(domains, func(d string) bool { return r.Host == r.Account+"."+d }) {
+			if KnownRegion(r.Region) && !slices.ContainsFunc(domains, func(d string) bool { return r.Host == r.Account+"."+d }) {
 				t.Fatalf("Parse(%q): host %q is under none of RegistryDomains()", s, r.Host)
 			}
 		}
-		if !slices.Contains(Regions(r.Partition), r.Region) {
-			t.Fatalf("Parse(%q): region %q is not in Regions(%q)", s, r.Region, r.Partition)
+		p := partitionByID[r.Partition]
+		if p == nil || !p.regionPattern.MatchString(r.Region) {
+			t.Fatalf("Parse(%q): region %q is not well-formed for partition %q", s, r.Region, r.Partition)
 		}
-		if r.FIPS && !slices.Contains(FIPSRegions(r.Partition), r.Region) {
+		if KnownRegion(r.Region) != slices.Contains(Regions(r.Partition), r.Region) {
+			t.Fatalf("Parse(%q): region %q is known, but not in Regions(%q)", s, r.Region, r.Partition)
+		}
+		if r.FIPS && KnownRegion(r.Region) && !slices.Contains(FIPSRegions(r.Partition), r.Region) {
 			t.Fatalf("Parse(%q): FIPS host in region %q without FIPS", s, r.Region)
+		}
+		if !r.Public && !strings.HasSuffix(r.Host, "."+p.suffix) && (p.dualStackSuffix == "" || !strings.HasSuffix(r.Host, "."+p.dualStackSuffix)) {
+			t.Fatalf("Parse(%q): host %q does not end in a suffix of partition %s", s, r.Host, p.id)
 		}
 		u, err := url.Parse(r.APIEndpoint())
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {

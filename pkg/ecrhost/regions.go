@@ -1,6 +1,7 @@
 package ecrhost
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 
@@ -13,16 +14,18 @@ type Partition string
 
 // The partitions Parse knows.
 //
-// Left out on purpose: aws-iso-e (cloud.adc-e.uk), aws-iso-f (csp.hci.ic.gov) and
-// aws-eusc (amazonaws.eu). The SDK lists ECR API endpoints for them, but ecrgate
-// has no use for them yet and their registry host forms are not documented
-// publicly beyond a pattern; add a row to partitions when that changes.
+// Left out on purpose: aws-iso-e (cloud.adc-e.uk) and aws-iso-f (csp.hci.ic.gov).
+// The SDK lists ECR API endpoints for them, but ecrgate has no use for them yet
+// and their registry host forms are not documented publicly beyond a pattern;
+// add a row to partitions when that changes.
 const (
 	PartitionAWS      Partition = "aws"
 	PartitionAWSCN    Partition = "aws-cn"
 	PartitionAWSUSGov Partition = "aws-us-gov"
 	PartitionAWSISO   Partition = "aws-iso"
 	PartitionAWSISOB  Partition = "aws-iso-b"
+	// PartitionAWSEUSC is the AWS European Sovereign Cloud.
+	PartitionAWSEUSC Partition = "aws-eusc"
 )
 
 // partition describes how ECR names its hosts in one partition.
@@ -45,14 +48,38 @@ type partition struct {
 	dualStackSuffix string
 	// dualStackAPISuffix ends dual-stack API endpoints (ecr.<region>.<dualStackAPISuffix>).
 	dualStackAPISuffix string
-	// regions with ECR, sorted.
+	// regionPattern matches, anchored, every well-formed region name of the
+	// partition: the known ones and the ones AWS will open next. It is the
+	// SDK's regionRegex for the partition with the middle label narrowed to
+	// lower-case letters and the number to 1–99.
+	regionPattern *regexp.Regexp
+	// regions with ECR, sorted. Parse accepts other well-formed regions too;
+	// this list feeds "did you mean" and the local CA's name constraints.
 	regions []string
 	// fipsRegions have dkr.ecr-fips registry hosts (and, with a dual-stack
 	// suffix, dkr-ecr-fips ones), sorted.
 	fipsRegions []string
+	// newFIPSPrefix starts the names of regions not in the table that are
+	// assumed to have FIPS registry hosts ("us-" in aws: every US region has
+	// had them); empty when no new region is assumed to.
+	newFIPSPrefix string
 }
 
 // partitions is the authority for everything Parse accepts.
+//
+// Regions: the regionPattern of a partition decides; the regions lists are the
+// regions known when this table was written (aws-sdk-go-v2 service/ecr
+// v1.67.6) and serve suggestions for typos and the CA's name constraints. The
+// aws pattern takes any two-letter area code but cn (the SDK's own pattern
+// lists the nine area codes in use, so a region in a new country needs an SDK
+// update there, not here).
+//
+// aws-eusc: the SDK gives eusc-de-east-1 the API endpoint
+// api.ecr.eusc-de-east-1.amazonaws.eu; the registry host
+// <account>.dkr.ecr.eusc-de-east-1.amazonaws.eu is the form the awslabs helper
+// accepts since 0.11.0. Its FIPS and dual-stack API endpoints exist in the SDK
+// but no dkr.ecr-fips or dkr-ecr registry host is documented, so none is
+// accepted.
 //
 // FIPS: the SDK file names explicit FIPS endpoints only for us-east-1, us-east-2,
 // us-west-1, us-west-2, us-gov-east-1 and us-gov-west-1, and the General
@@ -75,6 +102,7 @@ var partitions = []partition{
 		suffix:             "amazonaws.com",
 		dualStackSuffix:    "on.aws",
 		dualStackAPISuffix: "api.aws",
+		regionPattern:      regexp.MustCompile(`^[a-z]{2}-[a-z]+-[1-9][0-9]?$`),
 		regions: []string{
 			"af-south-1",
 			"ap-east-1",
@@ -111,13 +139,15 @@ var partitions = []partition{
 			"us-west-1",
 			"us-west-2",
 		},
-		fipsRegions: []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2"},
+		fipsRegions:   []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2"},
+		newFIPSPrefix: "us-",
 	},
 	{
 		id:                 PartitionAWSCN,
 		suffix:             "amazonaws.com.cn",
 		dualStackSuffix:    "on.amazonwebservices.com.cn",
 		dualStackAPISuffix: "api.amazonwebservices.com.cn",
+		regionPattern:      regexp.MustCompile(`^cn-[a-z]+-[1-9][0-9]?$`),
 		regions:            []string{"cn-north-1", "cn-northwest-1"},
 	},
 	{
@@ -125,19 +155,76 @@ var partitions = []partition{
 		suffix:             "amazonaws.com",
 		dualStackSuffix:    "on.aws",
 		dualStackAPISuffix: "api.aws",
+		regionPattern:      regexp.MustCompile(`^us-gov-[a-z]+-[1-9][0-9]?$`),
 		regions:            []string{"us-gov-east-1", "us-gov-west-1"},
 		fipsRegions:        []string{"us-gov-east-1", "us-gov-west-1"},
+		newFIPSPrefix:      "us-gov-",
 	},
 	{
-		id:      PartitionAWSISO,
-		suffix:  "c2s.ic.gov",
-		regions: []string{"us-iso-east-1", "us-iso-west-1"},
+		id:            PartitionAWSISO,
+		suffix:        "c2s.ic.gov",
+		regionPattern: regexp.MustCompile(`^us-iso-[a-z]+-[1-9][0-9]?$`),
+		regions:       []string{"us-iso-east-1", "us-iso-west-1"},
 	},
 	{
-		id:      PartitionAWSISOB,
-		suffix:  "sc2s.sgov.gov",
-		regions: []string{"us-isob-east-1", "us-isob-west-1"},
+		id:            PartitionAWSISOB,
+		suffix:        "sc2s.sgov.gov",
+		regionPattern: regexp.MustCompile(`^us-isob-[a-z]+-[1-9][0-9]?$`),
+		regions:       []string{"us-isob-east-1", "us-isob-west-1"},
 	},
+	{
+		id:            PartitionAWSEUSC,
+		suffix:        "amazonaws.eu",
+		regionPattern: regexp.MustCompile(`^eusc-[a-z]{2}-[a-z]+-[1-9][0-9]?$`),
+		regions:       []string{"eusc-de-east-1"},
+	},
+}
+
+// regionWords are the words AWS region names have used between the area
+// code and the number. An unknown region built from one of them is taken for
+// a region this table does not know yet; one that is not ("us-eas-1") and lies
+// within a typo of a known region is refused with a suggestion.
+var regionWords = map[string]bool{
+	"east": true, "west": true, "north": true, "south": true, "central": true,
+	"northeast": true, "northwest": true, "southeast": true, "southwest": true,
+}
+
+// wellFormed returns the partition whose region pattern region matches, or
+// nil. The specific partitions are tried before aws, whose pattern is the
+// broadest.
+func wellFormed(region string) *partition {
+	if p := partitionByRegion[region]; p != nil {
+		return p
+	}
+	for i := len(partitions) - 1; i >= 0; i-- {
+		if p := &partitions[i]; p.regionPattern.MatchString(region) {
+			if p.id == PartitionAWS && strings.HasPrefix(region, "cn-") {
+				continue
+			}
+			return p
+		}
+	}
+	return nil
+}
+
+// likelyTypo reports whether region, well-formed but not in the table, is
+// more likely a mistyped known region than a new one: its word is not one
+// region names use and a known region is within a typo of it.
+func likelyTypo(region string) bool {
+	parts := strings.Split(region, "-")
+	if len(parts) >= 2 && regionWords[parts[len(parts)-2]] {
+		return false
+	}
+	_, near := nearestRegion(region, nil)
+	return near
+}
+
+// hasFIPS reports whether region of p has FIPS registry hosts.
+func (p *partition) hasFIPS(region string) bool {
+	if slices.Contains(p.fipsRegions, region) {
+		return true
+	}
+	return partitionByRegion[region] == nil && p.newFIPSPrefix != "" && strings.HasPrefix(region, p.newFIPSPrefix)
 }
 
 var (
@@ -194,11 +281,19 @@ func PartitionOf(region string) (Partition, bool) {
 	return "", false
 }
 
+// KnownRegion reports whether region is in this package's region table. Parse
+// also accepts well-formed regions that are not; for those, CheckResolvable
+// tells a region opened since the table was written from a typo.
+func KnownRegion(region string) bool { return partitionByRegion[region] != nil }
+
 // RegistryDomains returns the parent domain of every registry host Parse
-// accepts (such as "dkr.ecr.us-east-1.amazonaws.com" and
+// accepts in a known region (such as "dkr.ecr.us-east-1.amazonaws.com" and
 // "dkr-ecr.us-east-1.on.aws"), followed by "public.ecr.aws". Every accepted host
-// is either "public.ecr.aws" or "<account>." followed by one of these domains,
-// which makes the list usable as X.509 permitted DNS name constraints.
+// in a region of the table is either "public.ecr.aws" or "<account>." followed
+// by one of these domains, which makes the list usable as X.509 permitted DNS
+// name constraints. Hosts in regions the table does not know are not covered:
+// a name constraint cannot wildcard the region label, and the parent domain
+// that would cover them ("amazonaws.com") covers every AWS service too.
 func RegistryDomains() []string {
 	var out []string
 	for _, p := range partitions {
