@@ -20,6 +20,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -163,7 +164,46 @@ func Build(o Options) (v1.ImageIndex, error) {
 			Descriptor: v1.Descriptor{Platform: platform},
 		})
 	}
-	return mutate.Annotations(idx, labels).(v1.ImageIndex), nil
+	return withoutArtifactType(mutate.Annotations(idx, labels).(v1.ImageIndex))
+}
+
+// plainIndex is an index whose descriptors carry no artifactType.
+// go-containerregistry sets it to the config's media type on every image
+// descriptor; that is for artifacts, not images, and tools that do not know
+// the field (skopeo 1.9) must re-encode the index, changing its digest.
+type plainIndex struct {
+	inner    v1.ImageIndex // its children and media type
+	manifest *v1.IndexManifest
+	raw      []byte
+}
+
+var _ v1.ImageIndex = (*plainIndex)(nil)
+
+func withoutArtifactType(idx v1.ImageIndex) (v1.ImageIndex, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	m = m.DeepCopy()
+	for i := range m.Manifests {
+		m.Manifests[i].ArtifactType = ""
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return &plainIndex{inner: idx, manifest: m, raw: raw}, nil
+}
+
+func (p *plainIndex) MediaType() (types.MediaType, error)         { return p.inner.MediaType() }
+func (p *plainIndex) Image(h v1.Hash) (v1.Image, error)           { return p.inner.Image(h) }
+func (p *plainIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) { return p.inner.ImageIndex(h) }
+func (p *plainIndex) IndexManifest() (*v1.IndexManifest, error)   { return p.manifest.DeepCopy(), nil }
+func (p *plainIndex) RawManifest() ([]byte, error)                { return p.raw, nil }
+func (p *plainIndex) Size() (int64, error)                        { return int64(len(p.raw)), nil }
+func (p *plainIndex) Digest() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(p.raw))
+	return h, err
 }
 
 // readCA reads the CA bundle and fails, saying what to install, when it is

@@ -124,6 +124,9 @@ func TestBuildContent(t *testing.T) {
 		if desc.Platform == nil || desc.Platform.String() != want {
 			t.Fatalf("manifest %d platform = %v, want %s", i, desc.Platform, want)
 		}
+		if desc.ArtifactType != "" {
+			t.Errorf("manifest %d has artifactType %q; images have none", i, desc.ArtifactType)
+		}
 		img, err := idx.Image(desc.Digest)
 		if err != nil {
 			t.Fatal(err)
