@@ -41,7 +41,8 @@ func CheckResolvable(ctx context.Context, r Registry, res Resolver) error {
 // NotFoundHint returns err with the unknown-region error of CheckResolvable
 // in front when err says that the API endpoint of r, in a region the table
 // does not know, does not resolve (a *net.DNSError with IsNotFound, anywhere
-// in err's chain, as the SDK's request-send error carries it); otherwise it
+// in err's chain, as the SDK's request-send error carries it, for an ECR API
+// host of r's region in any of its spellings); otherwise it
 // returns err unchanged. The result matches both the *HostError and err with
 // errors.As.
 func NotFoundHint(r Registry, err error) error {
@@ -50,8 +51,16 @@ func NotFoundHint(r Registry, err error) error {
 		return err
 	}
 	var de *net.DNSError
-	if errors.As(err, &de) && de.Name != "" && !strings.EqualFold(strings.TrimSuffix(de.Name, "."), host) {
-		return err // some other name failed (a proxy, an STS endpoint)
+	errors.As(err, &de)
+	if name := strings.ToLower(strings.TrimSuffix(de.Name, ".")); name != "" && name != host {
+		// The SDK's rule-based resolver may spell the endpoint its own way
+		// (api.ecr-fips.<region>… for ecr-fips.<region>…); any ECR API host
+		// of r's region counts, any other name (a proxy, STS) does not.
+		m := apiPattern().FindStringSubmatch(name)
+		if m == nil || m[1] != r.Region {
+			return err
+		}
+		host = name
 	}
 	return fmt.Errorf("%w: %w", notFound(r, host), err)
 }
