@@ -48,9 +48,25 @@ shows each command's flags and examples.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newCACmd(), newConfigCmd(), newSetupCmd(), newEmulatorCmd())
-	root.AddCommand(newDoctorCmd(), newExplainCmd())
+	root.AddCommand(newDoctorCmd(), newExplainCmd(), newVersionCmd())
 	addHelpCommands(root) // after every AddCommand
 	return root
+}
+
+// newVersionCmd is `ecrgate version`, the same line as --version (what a
+// container's `docker run <image> version` and the helper's `version` print).
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version",
+		Long:    "Prints the version ecrgate was built from, as ecrgate --version does.",
+		Args:    cobra.NoArgs,
+		Example: "  ecrgate version",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "ecrgate version %s\n", version.Version)
+			return err
+		},
+	}
 }
 
 // newLogger returns a slog logger writing to w at the named level.
