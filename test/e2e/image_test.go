@@ -53,7 +53,7 @@ func buildImageLayout(t *testing.T, bin string) (dir, digest string) {
 
 // TestImagePushPullRunServe: the image tools/image builds is pushed as an
 // index through `ecrgate serve` to the emulator, pulled by dockerd from
-// there, runs (`--version` prints the binary's version), and its `serve`,
+// there, runs (`docker run <image> version` prints the binary's version), and its `serve`,
 // as user 65532 with a mounted configuration on the host network, pushes an
 // image to the emulator.
 func TestImagePushPullRunServe(t *testing.T) {
@@ -103,8 +103,8 @@ func TestImagePushPullRunServe(t *testing.T) {
 		t.Errorf("image config = %s", got)
 	}
 	want := strings.TrimSpace(mustRun(t, nil, filepath.Join(bin, "ecrgate"), "--version"))
-	if got := strings.TrimSpace(d.MustDocker(t, "run", "--rm", "--network", "none", image, "--version")); got != want {
-		t.Fatalf("docker run %s --version = %q, want %q (bin/ecrgate's)", image, got, want)
+	if got := strings.TrimSpace(d.MustDocker(t, "run", "--rm", "--network", "none", image, "version")); got != want {
+		t.Fatalf("docker run %s version = %q, want %q (bin/ecrgate's)", image, got, want)
 	}
 
 	// serve in the container, as its own user 65532: the mounted
