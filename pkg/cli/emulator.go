@@ -7,15 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ecrgate/ecrgate/pkg/environ"
+	"github.com/ecrgate/ecrgate/pkg/sibling"
 )
 
 // emulatorName is the program `ecrgate emulator` runs (cmd/emulator,
@@ -58,26 +56,11 @@ and output, signals and exit status. ECRGATE_EMULATOR names another copy.
 // emulatorPath finds ecrgate-emulator: $ECRGATE_EMULATOR, else beside the
 // running ecrgate, else on PATH.
 func emulatorPath(env []string) (string, error) {
-	if p := environ.Map(env)["ECRGATE_EMULATOR"]; p != "" {
-		return p, nil
+	p, err := sibling.Find(emulatorName, "ECRGATE_EMULATOR", env)
+	if err != nil {
+		return "", fmt.Errorf("%s is not next to ecrgate nor on PATH: install it with make install, or set ECRGATE_EMULATOR to its path", emulatorName)
 	}
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), emulatorName+exeSuffix())
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(emulatorName); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("%s is not next to ecrgate nor on PATH: install it with make install, or set ECRGATE_EMULATOR to its path", emulatorName)
-}
-
-func exeSuffix() string {
-	if runtime.GOOS == "windows" {
-		return ".exe"
-	}
-	return ""
+	return p, nil
 }
 
 // wantsHelp reports whether args ask for help before any "--".

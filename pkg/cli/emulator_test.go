@@ -64,7 +64,7 @@ func useFakeEmulator(t *testing.T) {
 
 func TestEmulatorPath(t *testing.T) {
 	dir := t.TempDir()
-	onPath := filepath.Join(dir, emulatorName+exeSuffix())
+	onPath := filepath.Join(dir, emulatorName)
 	if err := os.WriteFile(onPath, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}

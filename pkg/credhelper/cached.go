@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/environ"
 	"github.com/ecrgate/ecrgate/pkg/envtoken"
+	"github.com/ecrgate/ecrgate/pkg/sibling"
 	"github.com/ecrgate/ecrgate/pkg/tokencache"
 )
 
@@ -132,19 +132,11 @@ func (c *CachedTokens) Cached() []tokencache.Token {
 // FetcherPath finds ecrgate-fetch-token: $ECRGATE_FETCHER, else next to the
 // running helper, else on PATH.
 func FetcherPath(env []string) (string, error) {
-	if p := environ.Map(env)["ECRGATE_FETCHER"]; p != "" {
-		return p, nil
+	p, err := sibling.Find(FetcherName, "ECRGATE_FETCHER", env)
+	if err != nil {
+		return "", fmt.Errorf("%s is not next to docker-credential-ecrgate nor on PATH: reinstall ecrgate (make install)", FetcherName)
 	}
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), FetcherName)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(FetcherName); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("%s is not next to docker-credential-ecrgate nor on PATH: reinstall ecrgate (make install)", FetcherName)
+	return p, nil
 }
 
 // ExecFetcher runs the fetcher program for a registry: it prints the token
