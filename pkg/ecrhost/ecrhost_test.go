@@ -479,3 +479,52 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRegionDomains(t *testing.T) {
+	tests := []struct {
+		region string
+		want   []string
+	}{
+		{"us-east-1", []string{"dkr.ecr.us-east-1.amazonaws.com", "dkr.ecr-fips.us-east-1.amazonaws.com", "dkr-ecr.us-east-1.on.aws", "dkr-ecr-fips.us-east-1.on.aws"}},
+		{"eu-south-3", []string{"dkr.ecr.eu-south-3.amazonaws.com", "dkr-ecr.eu-south-3.on.aws"}},
+		{"us-gov-north-2", []string{"dkr.ecr.us-gov-north-2.amazonaws.com", "dkr.ecr-fips.us-gov-north-2.amazonaws.com", "dkr-ecr.us-gov-north-2.on.aws", "dkr-ecr-fips.us-gov-north-2.on.aws"}},
+		{"eusc-de-east-1", []string{"dkr.ecr.eusc-de-east-1.amazonaws.eu"}},
+		{"us-isob-south-1", []string{"dkr.ecr.us-isob-south-1.sc2s.sgov.gov"}},
+		{"us-eas-1", nil},
+		{"mars-north-1", nil},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		got := RegionDomains(tt.region)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("RegionDomains(%q) = %q, want %q", tt.region, got, tt.want)
+		}
+		for _, d := range got {
+			if r, err := Parse(acct + "." + d); err != nil || r.Region != tt.region {
+				t.Errorf("Parse(%s) = %+v, %v", acct+"."+d, r, err)
+			}
+		}
+	}
+}
+
+func TestNextRegions(t *testing.T) {
+	next := NextRegions(3)
+	for _, want := range []string{"eu-south-3", "eu-south-4", "eu-south-5", "ap-southeast-8", "ap-southeast-9", "ap-southeast-10", "us-east-3", "us-gov-west-2", "cn-north-2", "eusc-de-east-2"} {
+		if !slices.Contains(next, want) {
+			t.Errorf("NextRegions(3) lacks %s", want)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range next {
+		if KnownRegion(r) || seen[r] {
+			t.Errorf("NextRegions(3) lists %s, known or twice", r)
+		}
+		seen[r] = true
+		if RegionDomains(r) == nil {
+			t.Errorf("NextRegions(3) lists %s, which Parse refuses", r)
+		}
+	}
+	if got := NextRegions(0); got != nil {
+		t.Errorf("NextRegions(0) = %v", got)
+	}
+}

@@ -3,6 +3,7 @@ package ecrhost
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/editdist"
@@ -298,20 +299,69 @@ func RegistryDomains() []string {
 	var out []string
 	for _, p := range partitions {
 		for _, r := range p.regions {
-			fips := slices.Contains(p.fipsRegions, r)
-			out = append(out, "dkr.ecr."+r+"."+p.suffix)
-			if fips {
-				out = append(out, "dkr.ecr-fips."+r+"."+p.suffix)
+			out = append(out, p.domains(r)...)
+		}
+	}
+	return append(out, PublicHost)
+}
+
+// RegionDomains returns the parent domains of the registry hosts Parse
+// accepts in region, known or not ("dkr.ecr.eu-south-3.amazonaws.com",
+// "dkr-ecr.eu-south-3.on.aws"), or nil when Parse accepts no host in it.
+func RegionDomains(region string) []string {
+	p := wellFormed(region)
+	if p == nil || (!KnownRegion(region) && likelyTypo(region)) {
+		return nil
+	}
+	return p.domains(region)
+}
+
+// domains returns the parent domains of p's registry hosts in region.
+func (p *partition) domains(region string) []string {
+	fips := p.hasFIPS(region)
+	out := []string{"dkr.ecr." + region + "." + p.suffix}
+	if fips {
+		out = append(out, "dkr.ecr-fips."+region+"."+p.suffix)
+	}
+	if p.dualStackSuffix != "" {
+		out = append(out, "dkr-ecr."+region+"."+p.dualStackSuffix)
+		if fips {
+			out = append(out, "dkr-ecr-fips."+region+"."+p.dualStackSuffix)
+		}
+	}
+	return out
+}
+
+// NextRegions returns the regions AWS most often opens next: for every
+// prefix of the known regions ("eu-south-", "us-gov-west-"), the n numbers
+// after the highest known one ("eu-south-3", "eu-south-4" for n 2), in table
+// order. None of them is known; Parse accepts every one.
+func NextRegions(n int) []string {
+	var out []string
+	for _, p := range partitions {
+		highest := map[string]int{}
+		var prefixes []string
+		for _, r := range p.regions {
+			i := strings.LastIndexByte(r, '-')
+			num, err := strconv.Atoi(r[i+1:])
+			if err != nil {
+				continue
 			}
-			if p.dualStackSuffix != "" {
-				out = append(out, "dkr-ecr."+r+"."+p.dualStackSuffix)
-				if fips {
-					out = append(out, "dkr-ecr-fips."+r+"."+p.dualStackSuffix)
+			prefix := r[:i+1]
+			if _, seen := highest[prefix]; !seen {
+				prefixes = append(prefixes, prefix)
+			}
+			highest[prefix] = max(highest[prefix], num)
+		}
+		for _, prefix := range prefixes {
+			for k := 1; k <= n; k++ {
+				if r := prefix + strconv.Itoa(highest[prefix]+k); p.regionPattern.MatchString(r) && !KnownRegion(r) {
+					out = append(out, r)
 				}
 			}
 		}
 	}
-	return append(out, PublicHost)
+	return out
 }
 
 // SuggestRegion returns the known region (of any partition) nearest to s by

@@ -97,12 +97,30 @@ func defaultDir(goos string, env []string) string {
 }
 
 // PermittedDomains returns the DNS domains a new CA permits: the parent
-// domain of every registry host ecrhost.Parse accepts
-// ("dkr.ecr.us-east-1.amazonaws.com", "dkr-ecr-fips.us-east-1.on.aws", …) and
-// "public.ecr.aws". A permitted domain covers itself and its subdomains, so
-// "<account>.dkr.ecr.us-east-1.amazonaws.com" is covered while
+// domain of every registry host ecrhost.Parse accepts in a region of its table
+// ("dkr.ecr.us-east-1.amazonaws.com", "dkr-ecr-fips.us-east-1.on.aws", …),
+// then those of the regions AWS most likely opens next (the next
+// nextRegions numbers of every known area and word: "dkr.ecr.eu-south-3.amazonaws.com"),
+// then "public.ecr.aws". A permitted domain covers itself and its subdomains,
+// so "<account>.dkr.ecr.us-east-1.amazonaws.com" is covered while
 // "s3.amazonaws.com" or "sts.us-east-1.amazonaws.com" is not.
-func PermittedDomains() []string { return ecrhost.RegistryDomains() }
+//
+// A region outside the list (a new area code or word) is not covered: a name
+// constraint cannot wildcard the region label, and the domain that would
+// cover every region ("amazonaws.com") covers every AWS service too; such a
+// region needs a release and a new CA for intercept mode.
+func PermittedDomains() []string {
+	known := ecrhost.RegistryDomains()
+	out := append([]string(nil), known[:len(known)-1]...) // all but public.ecr.aws
+	for _, r := range ecrhost.NextRegions(nextRegions) {
+		out = append(out, ecrhost.RegionDomains(r)...)
+	}
+	return append(out, ecrhost.PublicHost)
+}
+
+// nextRegions is how many numbers past the highest known one the CA permits
+// for every known area and word (eu-south-1 and -2 known: -3 to -5).
+const nextRegions = 3
 
 // Init creates a new CA in dir and returns it. It creates dir (mode 0700) if
 // needed and writes KeyFile (0600) and CertFile (0644), each atomically; it

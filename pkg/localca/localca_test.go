@@ -121,9 +121,16 @@ func TestNameConstraintsPermitECR(t *testing.T) {
 		"123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn",
 		"123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov",
 		"123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+		"123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+		// Regions newer than ecrhost's table, as AWS usually opens them.
+		"123456789012.dkr.ecr.eu-south-3.amazonaws.com",
+		"123456789012.dkr-ecr.eu-south-3.on.aws",
+		"123456789012.dkr.ecr.ap-southeast-9.amazonaws.com",
+		"123456789012.dkr.ecr-fips.us-east-3.amazonaws.com",
+		"123456789012.dkr.ecr.us-gov-west-2.amazonaws.com",
 		ecrhost.PublicHost,
 	}
-	for _, d := range ecrhost.RegistryDomains() {
+	for _, d := range PermittedDomains() {
 		if d != ecrhost.PublicHost {
 			hosts = append(hosts, "123456789012."+d)
 		}
@@ -162,6 +169,12 @@ func TestNameConstraintsRefuseOthers(t *testing.T) {
 		{"gallery.ecr.aws", x509.Certificate{DNSNames: []string{"gallery.ecr.aws"}}},
 		{"evildkr.ecr.us-east-1.amazonaws.com", x509.Certificate{DNSNames: []string{"evildkr.ecr.us-east-1.amazonaws.com"}}},
 		{"dkr.ecr.us-east-1.amazonaws.com.evil.com", x509.Certificate{DNSNames: []string{"dkr.ecr.us-east-1.amazonaws.com.evil.com"}}},
+		{"api.ecr.eu-south-3.amazonaws.com", x509.Certificate{DNSNames: []string{"api.ecr.eu-south-3.amazonaws.com"}}},
+		{"amazonaws.eu", x509.Certificate{DNSNames: []string{"amazonaws.eu"}}},
+		// A region no CA list can foresee (a new word or area code): ecrhost
+		// accepts it, the CA does not cover it, and no wildcard constraint does.
+		{"123456789012.dkr.ecr.us-gov-north-2.amazonaws.com", x509.Certificate{DNSNames: []string{"123456789012.dkr.ecr.us-gov-north-2.amazonaws.com"}}},
+		{"123456789012.dkr.ecr.nz-north-1.amazonaws.com", x509.Certificate{DNSNames: []string{"123456789012.dkr.ecr.nz-north-1.amazonaws.com"}}},
 		{"www.example.com", x509.Certificate{DNSNames: []string{"*.example.com"}}},
 		{"127.0.0.1", x509.Certificate{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}},
 		{"10.1.2.3", x509.Certificate{IPAddresses: []net.IP{net.ParseIP("10.1.2.3")}}},
@@ -205,7 +218,7 @@ func TestCACertificate(t *testing.T) {
 	if got := c.NotAfter.Sub(epoch); got < 3650*24*time.Hour || got > 3660*24*time.Hour {
 		t.Errorf("validity %v, want ten years", got)
 	}
-	if !slices.Equal(c.PermittedDNSDomains, ecrhost.RegistryDomains()) {
+	if !slices.Equal(c.PermittedDNSDomains, PermittedDomains()) {
 		t.Errorf("PermittedDNSDomains = %v", c.PermittedDNSDomains)
 	}
 	var ips []string
