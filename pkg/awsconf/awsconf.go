@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/environ"
@@ -69,7 +70,10 @@ func Load(ctx context.Context, reg ecrhost.Registry, id Identity, o Options) (aw
 
 // ECROptions points an ECR client at the API endpoint that matches reg: the
 // override if one is configured or set in the environment, else the FIPS or
-// dual-stack endpoint for FIPS or dual-stack registry hosts.
+// dual-stack endpoint for FIPS or dual-stack registry hosts. When that
+// endpoint is AWS's own and its name does not exist (a region newer than
+// ecrhost's table is accepted, a mistyped one only fails here), the call's
+// error starts with ecrhost's "unknown region … (did you mean …?)".
 func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Options) {
 	overridden := EndpointOverridden(reg, id, env)
 	return func(o *ecr.Options) {
@@ -83,7 +87,22 @@ func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Optio
 			if reg.DualStack {
 				o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
 			}
+			if !ecrhost.KnownRegion(reg.Region) {
+				o.APIOptions = append(o.APIOptions, regionHint(reg))
+			}
 		}
+	}
+}
+
+// regionHint adds ecrhost.NotFoundHint to every ECR call's error, outside
+// the SDK's retries.
+func regionHint(reg ecrhost.Registry) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("ecrgateRegionHint",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				return out, md, ecrhost.NotFoundHint(reg, err)
+			}), middleware.Before)
 	}
 }
 
