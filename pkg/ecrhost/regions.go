@@ -256,8 +256,9 @@ func Partitions() []Partition {
 	return out
 }
 
-// Regions returns the regions of p that have Amazon ECR, sorted, or nil for an
-// unknown partition. The caller may modify the returned slice.
+// Regions returns the regions of p in the table (those with Amazon ECR when it
+// was written), sorted, or nil for an unknown partition. Parse also accepts
+// newer well-formed regions. The caller may modify the returned slice.
 func Regions(p Partition) []string {
 	if pp := partitionByID[p]; pp != nil {
 		return slices.Clone(pp.regions)
