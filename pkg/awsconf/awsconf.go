@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os/user"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -88,7 +89,9 @@ func ECROptions(reg ecrhost.Registry, id Identity, env []string) func(*ecr.Optio
 				o.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
 			}
 			if !ecrhost.KnownRegion(reg.Region) {
-				o.APIOptions = append(o.APIOptions, regionHint(reg))
+				// Clipped: o.APIOptions shares its array with the aws.Config
+				// other clients are built from.
+				o.APIOptions = append(slices.Clip(o.APIOptions), regionHint(reg))
 			}
 		}
 	}
