@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
@@ -56,7 +57,17 @@ func startIntercept(ctx context.Context, o Options, log *slog.Logger, rt *route.
 	if err != nil {
 		return nil, nil, err
 	}
-	allow := rt.Intercepts
+	// hosts: all-ecr may match a region newer than this CA's name
+	// constraints: such a host is left to tunnel_others (tunnelled or
+	// refused) instead of failing the TLS handshake. A configured registry
+	// stays intercepted, so the minter's "re-create the CA" error shows.
+	configured := map[string]bool{}
+	for _, h := range rt.Registries() {
+		configured[strings.ToLower(h)] = true
+	}
+	allow := func(host string) bool {
+		return rt.Intercepts(host) && (configured[strings.ToLower(host)] || ca.Permits(host))
+	}
 	minter := localca.NewMinter(ca, allow, time.Now)
 	po := base
 	po.Resolve = targets(rt, upstreams, route.InterceptListener, "")

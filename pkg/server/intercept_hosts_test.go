@@ -1,10 +1,17 @@
 package server_test
 
 import (
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ecrgate/ecrgate/pkg/config"
+	"github.com/ecrgate/ecrgate/pkg/ecrfake"
+	"github.com/ecrgate/ecrgate/pkg/localca"
 	"github.com/ecrgate/ecrgate/pkg/server"
 )
 
@@ -47,5 +54,37 @@ func TestInterceptHosts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With hosts: all-ecr, a registry host in a region this CA's name
+// constraints do not cover (one AWS opened after the CA was made) is not
+// decrypted, which could only fail the TLS handshake: tunnel_others decides
+// (here off: refused with 403, no certificate). A configured registry in
+// such a region stays intercepted.
+func TestInterceptLeavesHostsTheCACannotServe(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	caDir := filepath.Join(t.TempDir(), "ca")
+	ca, err := localca.Init(caDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const uncovered = "123456789012.dkr.ecr.nz-north-1.amazonaws.com"
+	if ca.Permits(uncovered) {
+		t.Skipf("the CA covers %s: pick a region it does not", uncovered)
+	}
+	ours := x509.NewCertPool()
+	ours.AddCert(ca.Certificate())
+	env := secEnv(t, e)
+	s := secStart(t, secOptions{env: env, caDir: caDir, yaml: fmt.Sprintf(
+		"default_registry: %s\naudit_log: %s\nregistries:\n  - host: %s\n    endpoint: %s\nintercept: {hosts: all-ecr, tunnel_others: false}\n",
+		registry, filepath.Join(t.TempDir(), "audit.jsonl"), registry, e.URL())})
+	code, certs, _ := connectTLS(t, s.intercept, uncovered+":443", uncovered, ours)
+	if code != http.StatusForbidden || certs != nil {
+		t.Errorf("CONNECT %s (a region the CA does not cover): %d, %d certificates; want 403 and no TLS", uncovered, code, len(certs))
+	}
+	// The configured registry is still decrypted.
+	if code, certs, err := connectTLS(t, s.intercept, registry+":443", registry, ours); code != http.StatusOK || err != nil || len(certs) == 0 {
+		t.Errorf("CONNECT %s: %d, %v; want a leaf of the local CA", registry, code, err)
 	}
 }
