@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/ecrgate/ecrgate/pkg/version.Version=$(VERSION)
 E2E_TIMEOUT ?= 30m
 
-.PHONY: all build test e2e bench demo lint install clean fuzz image
+.PHONY: all build test e2e bench demo lint install clean fuzz image release-tools release-snapshot release actionlint
 
 all: build
 
@@ -66,6 +66,34 @@ lint:
 		echo "GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./..."; \
 		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./...; \
 	done
+	$(GO) -C tools/release vet ./...
+	@$(MAKE) --no-print-directory actionlint
+
+# Release tooling, pinned as Go tools in tools/release/go.mod (its own module,
+# so goreleaser's dependencies stay out of ours) and built from the module
+# proxy into bin/release/. The first build of goreleaser takes a few minutes.
+RELEASE_BIN := bin/release
+release-tools:
+	$(GO) -C tools/release build -o ../../$(RELEASE_BIN)/goreleaser github.com/goreleaser/goreleaser/v2
+
+# actionlint (pinned in tools/actionlint: its YAML library clashes with
+# goreleaser's in one module) on every workflow, the example one too.
+# -shellcheck= and -pyflakes=: the same checks whatever else is installed.
+actionlint:
+	$(GO) -C tools/actionlint build -o ../../$(RELEASE_BIN)/actionlint github.com/rhysd/actionlint/cmd/actionlint
+	$(RELEASE_BIN)/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml examples/github-actions/*.yml
+
+# Everything a release publishes, into dist/ (which goreleaser empties first),
+# published nowhere: the six archives (linux, darwin, windows × amd64, arm64),
+# the .deb and .rpm, SHA256SUMS, a CycloneDX SBOM per archive and the Homebrew
+# formula (dist/homebrew/Formula/ecrgate.rb). See .goreleaser.yaml.
+release-snapshot: release-tools
+	$(RELEASE_BIN)/goreleaser release --snapshot --clean
+
+# The same, published to GitHub (a v* tag checked out, GITHUB_TOKEN set): what
+# .github/workflows/release.yml runs.
+release: release-tools
+	$(RELEASE_BIN)/goreleaser release --clean
 
 # Short fuzzing pass over every fuzz target in the tree, FUZZTIME each
 # (go test -fuzz runs one target at a time). Not part of `make test`; plain
