@@ -78,6 +78,9 @@ var ecrOps = map[string]opFunc{
 	"TagResource":                         opTagResource,
 	"UntagResource":                       opUntagResource,
 	"ListImages":                          opListImages,
+	"DescribeImages":                      opDescribeImages,
+	"BatchGetImage":                       opBatchGetImage,
+	"BatchDeleteImage":                    opBatchDeleteImage,
 	"CreateRepositoryCreationTemplate":    opCreateTemplate,
 	"DescribeRepositoryCreationTemplates": opDescribeTemplates,
 	"DeleteRepositoryCreationTemplate":    opDeleteTemplate,
@@ -796,26 +799,4 @@ func opUntagResource(c *call) (any, error) {
 	}
 	r.Tags = kept
 	return map[string]any{}, c.e.st.save()
-}
-
-func opListImages(c *call) (any, error) {
-	var in repoRef
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	c.e.st.mu.Lock()
-	reg, r, err := c.lookupRepo(in)
-	c.e.st.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	tags, err := c.e.data.tags(c.ctx, reg.Account, reg.Region, r.Name)
-	if err != nil {
-		return nil, err
-	}
-	ids := []map[string]string{}
-	for _, t := range tags {
-		ids = append(ids, map[string]string{"imageTag": t.Tag, "imageDigest": t.Digest})
-	}
-	return map[string]any{"imageIds": ids}, nil
 }
