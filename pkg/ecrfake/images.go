@@ -246,6 +246,9 @@ func opDescribeImages(c *call) (any, error) {
 	if err := checkMaxResults(in.MaxResults, 1000); err != nil {
 		return nil, err
 	}
+	if _, err := in.Filter.keep(&image{}); err != nil {
+		return nil, err
+	}
 	if len(in.ImageIDs) > 0 && (in.MaxResults != 0 || in.NextToken != "") {
 		return nil, errInvalidParam("Invalid parameter: cannot specify maxResults or nextToken together with imageIds")
 	}
@@ -320,6 +323,9 @@ func opListImages(c *call) (any, error) {
 		return nil, err
 	}
 	if err := checkMaxResults(in.MaxResults, 1000); err != nil {
+		return nil, err
+	}
+	if _, err := in.Filter.keep(&image{}); err != nil {
 		return nil, err
 	}
 	_, _, imgs, err := c.repoImages(in.repoRef)

@@ -296,3 +296,52 @@ func TestBatchDeleteImage(t *testing.T) {
 		ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String("1")}}})
 	wantCode(t, err, "RepositoryNotFoundException")
 }
+
+func TestImagesEmptyRepositoryAndBadInput(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	c := ecrClient(e)
+	ctx := context.Background()
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("team/empty")})
+	d, err := c.DescribeImages(ctx, &ecr.DescribeImagesInput{RepositoryName: aws.String("team/empty")})
+	if err != nil || len(d.ImageDetails) != 0 || d.NextToken != nil {
+		t.Fatalf("DescribeImages of an empty repository = %+v, %v", d, err)
+	}
+	l, err := c.ListImages(ctx, &ecr.ListImagesInput{RepositoryName: aws.String("team/empty")})
+	if err != nil || len(l.ImageIds) != 0 {
+		t.Fatalf("ListImages of an empty repository = %+v, %v", l, err)
+	}
+	_, err = c.DescribeImages(ctx, &ecr.DescribeImagesInput{RepositoryName: aws.String("team/empty"),
+		Filter: &ecrtypes.DescribeImagesFilter{TagStatus: "SOME"}})
+	wantCode(t, err, "InvalidParameterException")
+	_, err = c.ListImages(ctx, &ecr.ListImagesInput{RepositoryName: aws.String("team/empty"), NextToken: aws.String("!!")})
+	wantCode(t, err, "InvalidParameterException")
+	g, err := c.BatchGetImage(ctx, &ecr.BatchGetImageInput{RepositoryName: aws.String("team/empty"), ImageIds: []ecrtypes.ImageIdentifier{{}}})
+	if err != nil || len(g.Failures) != 1 || g.Failures[0].FailureCode != ecrtypes.ImageFailureCodeMissingDigestAndTag {
+		t.Fatalf("BatchGetImage of an empty id = %+v, %v", g, err)
+	}
+}
+
+func TestImagePushedAtIsStable(t *testing.T) {
+	for name, opts := range map[string]ecrfake.Options{"memory": {}, "disk": {StorageDir: t.TempDir()}} {
+		t.Run(name, func(t *testing.T) {
+			e := ecrfake.Start(t, opts)
+			c := ecrClient(e)
+			createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("team/app")})
+			if err := newRegClient(t, e).push(t, "team/app:1", randomImage(t)); err != nil {
+				t.Fatal(err)
+			}
+			var seen []time.Time
+			for range 2 {
+				d, err := c.DescribeImages(context.Background(), &ecr.DescribeImagesInput{RepositoryName: aws.String("team/app")})
+				if err != nil || len(d.ImageDetails) != 1 {
+					t.Fatalf("DescribeImages = %+v, %v", d, err)
+				}
+				seen = append(seen, aws.ToTime(d.ImageDetails[0].ImagePushedAt))
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !seen[0].Equal(seen[1]) {
+				t.Fatalf("imagePushedAt moved from %v to %v", seen[0], seen[1])
+			}
+		})
+	}
+}
