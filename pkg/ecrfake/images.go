@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3"
@@ -34,7 +36,8 @@ type image struct {
 	Tags      []string
 	Size      int64
 	PushedAt  time.Time
-	Artifact  string // config media type, ECR's artifactMediaType
+	Artifact  string          // config media type, ECR's artifactMediaType
+	Children  []digest.Digest // the manifests an index lists
 }
 
 // imageFields are the parts of a manifest or index that DescribeImages reports.
@@ -44,7 +47,10 @@ type imageFields struct {
 		MediaType string `json:"mediaType"`
 	} `json:"config"`
 	Layers    []struct{ Size int64 } `json:"layers"`
-	Manifests []struct{ Size int64 } `json:"manifests"`
+	Manifests []struct {
+		Digest digest.Digest `json:"digest"`
+		Size   int64         `json:"size"`
+	} `json:"manifests"`
 }
 
 // images returns every manifest stored in repository name, sorted by digest.
@@ -111,6 +117,7 @@ func (d *dataPlane) images(ctx context.Context, account, region, name string) ([
 			}
 			for _, c := range f.Manifests {
 				img.Size += c.Size
+				img.Children = append(img.Children, c.Digest)
 			}
 		}
 		link := path.Join("/docker/registry/v2/repositories", name, "_manifests/revisions", dg.Algorithm().String(), dg.Encoded(), "link")
@@ -441,7 +448,18 @@ func opBatchDeleteImage(c *call) (any, error) {
 	if len(in.ImageIDs) == 0 || len(in.ImageIDs) > 100 {
 		return nil, errInvalidParam("Invalid parameter at 'imageIds' failed to satisfy constraint: 'Member must have length between 1 and 100'")
 	}
-	reg, r, imgs, err := c.repoImages(in.repoRef)
+	c.e.st.mu.Lock()
+	reg, r, err := c.lookupRepo(in.repoRef)
+	c.e.st.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	// Deletes in one repository take turns: each decides from what it read
+	// whether a tag is an image's last.
+	mu, _ := c.e.data.locks.LoadOrStore(registryKey(reg.Account, reg.Region)+"/"+r.Name, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	imgs, err := c.e.data.images(c.ctx, reg.Account, reg.Region, r.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -460,6 +478,11 @@ func opBatchDeleteImage(c *call) (any, error) {
 		}
 		dg := img.Digest.String()
 		removeManifest := len(img.Tags) <= len(untag)
+		if parents := parentsOf(imgs, img.Digest); removeManifest && len(parents) > 0 {
+			failures = append(failures, imageFailure{id, "ImageReferencedByManifestList",
+				"Requested image referenced by manifest list: [" + strings.Join(parents, ", ") + "]"})
+			continue
+		}
 		if err := c.e.data.deleteImage(c.ctx, reg.Account, reg.Region, r.Name, img.Digest, untag, removeManifest); err != nil {
 			return nil, err
 		}
@@ -481,6 +504,17 @@ func opBatchDeleteImage(c *call) (any, error) {
 		}
 	}
 	return map[string]any{"imageIds": deleted, "failures": failures}, nil
+}
+
+// parentsOf returns the digests of the stored indexes listing dg.
+func parentsOf(imgs []image, dg digest.Digest) []string {
+	var out []string
+	for _, p := range imgs {
+		if p.Digest != "" && slices.Contains(p.Children, dg) {
+			out = append(out, p.Digest.String())
+		}
+	}
+	return out
 }
 
 // deleteImage removes tags from a manifest and, if removeManifest, the

@@ -292,6 +292,20 @@ func TestBatchDeleteImage(t *testing.T) {
 	if err != nil || len(d.ImageDetails) != 3 {
 		t.Fatalf("after deletes DescribeImages = %+v, %v; want the index and its 2 platform images", d, err)
 	}
+	// A platform image goes only after the index listing it.
+	child := ecrtypes.ImageIdentifier{ImageDigest: aws.String(p.children[0].String())}
+	out = del(child)
+	if len(out.ImageIds) != 0 || len(out.Failures) != 1 || out.Failures[0].FailureCode != ecrtypes.ImageFailureCodeImageReferencedByManifestList {
+		t.Fatalf("delete of a platform image = %+v", out)
+	}
+	out = del(ecrtypes.ImageIdentifier{ImageTag: aws.String("multi")}, child)
+	if len(out.ImageIds) != 2 || len(out.Failures) != 0 || aws.ToString(out.ImageIds[1].ImageDigest) != p.children[0].String() {
+		t.Fatalf("delete of the index, then a platform image = %+v", out)
+	}
+	l, err := c.ListImages(ctx, &ecr.ListImagesInput{RepositoryName: aws.String("team/app")})
+	if err != nil || len(l.ImageIds) != 1 || aws.ToString(l.ImageIds[0].ImageDigest) != p.children[1].String() {
+		t.Fatalf("ListImages after deletes = %+v, %v; want the other platform image only", l, err)
+	}
 	_, err = c.BatchDeleteImage(ctx, &ecr.BatchDeleteImageInput{RepositoryName: aws.String("team/none"),
 		ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String("1")}}})
 	wantCode(t, err, "RepositoryNotFoundException")
