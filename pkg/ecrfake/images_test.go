@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -357,5 +358,41 @@ func TestImagePushedAtIsStable(t *testing.T) {
 				t.Fatalf("imagePushedAt moved from %v to %v", seen[0], seen[1])
 			}
 		})
+	}
+}
+
+func TestBatchDeleteImageRemovesReferrer(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	c := ecrClient(e)
+	rc := newRegClient(t, e)
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("ref/app")})
+	img := randomImage(t)
+	if err := rc.push(t, "ref/app:1", img); err != nil {
+		t.Fatal(err)
+	}
+	subject, err := partial.Descriptor(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom := ociArtifact(t, sbomType, *subject, nil)
+	sbomDigest := digestOf(t, sbom)
+	if err := remote.Write(rc.ref(t, "ref/app@"+sbomDigest), sbom, remote.WithAuth(rc.auth), remote.WithReferrersTagFallback(false)); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _ := rc.listReferrers(t, e, "ref/app", subject.Digest.String(), ""); len(idx.Manifests) != 1 {
+		t.Fatalf("referrers before delete = %+v", idx.Manifests)
+	}
+	d, err := c.DescribeImages(context.Background(), &ecr.DescribeImagesInput{RepositoryName: aws.String("ref/app"),
+		ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(sbomDigest)}}})
+	if err != nil || len(d.ImageDetails) != 1 || aws.ToString(d.ImageDetails[0].ArtifactMediaType) != sbomType {
+		t.Fatalf("DescribeImages of the SBOM = %+v, %v; want artifactMediaType %s", d, err, sbomType)
+	}
+	out, err := c.BatchDeleteImage(context.Background(), &ecr.BatchDeleteImageInput{RepositoryName: aws.String("ref/app"),
+		ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(sbomDigest)}}})
+	if err != nil || len(out.ImageIds) != 1 || len(out.Failures) != 0 {
+		t.Fatalf("BatchDeleteImage = %+v, %v", out, err)
+	}
+	if idx, _ := rc.listReferrers(t, e, "ref/app", subject.Digest.String(), ""); len(idx.Manifests) != 0 {
+		t.Fatalf("referrers after delete = %+v", idx.Manifests)
 	}
 }
