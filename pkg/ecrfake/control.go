@@ -81,6 +81,12 @@ var ecrOps = map[string]opFunc{
 	"DescribeImages":                      opDescribeImages,
 	"BatchGetImage":                       opBatchGetImage,
 	"BatchDeleteImage":                    opBatchDeleteImage,
+	"BatchCheckLayerAvailability":         opBatchCheckLayerAvailability,
+	"InitiateLayerUpload":                 opInitiateLayerUpload,
+	"UploadLayerPart":                     opUploadLayerPart,
+	"CompleteLayerUpload":                 opCompleteLayerUpload,
+	"GetDownloadUrlForLayer":              opGetDownloadURLForLayer,
+	"PutImage":                            opPutImage,
 	"CreateRepositoryCreationTemplate":    opCreateTemplate,
 	"DescribeRepositoryCreationTemplates": opDescribeTemplates,
 	"DeleteRepositoryCreationTemplate":    opDeleteTemplate,
@@ -105,7 +111,11 @@ func (e *Emulator) serveJSON(w http.ResponseWriter, r *http.Request) {
 	if !e.applyFault(w, r, op, faultJSON) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	limit := int64(maxControlBody)
+	if op == "UploadLayerPart" {
+		limit = maxLayerPartBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		writeAWSError(w, &awsError{http.StatusRequestEntityTooLarge, "SerializationException", "request body too large"})
 		return
