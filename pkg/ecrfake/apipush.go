@@ -31,6 +31,10 @@ const (
 	// maxLayerPartBody bounds an UploadLayerPart request: the part in
 	// base64 plus the rest of the JSON.
 	maxLayerPartBody = maxLayerPart/3*4 + 8 + 64<<10
+	// maxPutImageBody bounds a PutImage request: a manifest up to
+	// MaxManifestSize, escaped in JSON, plus the rest. A larger manifest
+	// is refused with InvalidParameterException by the registry's limit.
+	maxPutImageBody = 2*MaxManifestSize + 64<<10
 )
 
 // layerUpload is one InitiateLayerUpload session.

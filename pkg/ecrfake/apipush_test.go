@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -271,9 +273,7 @@ func TestLayerUploadErrors(t *testing.T) {
 	}
 	huge := make([]byte, 20971521)
 	_, err = c.UploadLayerPart(ctx, &ecr.UploadLayerPartInput{RepositoryName: repo, UploadId: init.UploadId, PartFirstByte: aws.Int64(0), PartLastByte: aws.Int64(int64(len(huge) - 1)), LayerPartBlob: huge})
-	if apiCode(err) == "" {
-		t.Fatalf("part of %d bytes: %v", len(huge), err)
-	}
+	wantCode(t, err, "InvalidParameterException")
 }
 
 func TestPutImageErrors(t *testing.T) {
@@ -318,6 +318,24 @@ func TestPutImageErrors(t *testing.T) {
 	wantCode(t, err, "ImageDigestDoesNotMatchException")
 	_, err = c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: aws.String("put/missing"), ImageManifest: aws.String(string(manifest))})
 	wantCode(t, err, "RepositoryNotFoundException")
+	// Manifests above the 1 MiB other requests may have, up to ECR's 4 MiB.
+	padded := func(n int) string {
+		var m map[string]any
+		if err := json.Unmarshal(manifest, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["annotations"] = map[string]string{"pad": strings.Repeat("x", n)}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if _, err := c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: repo, ImageManifest: aws.String(padded(2 << 20)), ImageTag: aws.String("dev-big")}); err != nil {
+		t.Fatalf("2 MiB manifest: %v", err)
+	}
+	_, err = c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: repo, ImageManifest: aws.String(padded(4 << 20)), ImageTag: aws.String("dev-huge")})
+	wantCode(t, err, "InvalidParameterException")
 	// By digest only: an untagged image that is then pullable by digest.
 	_, _, mb, _ := imageParts(t, b)
 	_, err = c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: repo, ImageManifest: aws.String(string(mb)), ImageDigest: aws.String(digestOf(t, b))})

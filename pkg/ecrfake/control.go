@@ -112,8 +112,11 @@ func (e *Emulator) serveJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := int64(maxControlBody)
-	if op == "UploadLayerPart" {
+	switch op {
+	case "UploadLayerPart":
 		limit = maxLayerPartBody
+	case "PutImage":
+		limit = maxPutImageBody
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
