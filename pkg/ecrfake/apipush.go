@@ -40,14 +40,11 @@ const (
 // layerUpload is one InitiateLayerUpload session.
 type layerUpload struct {
 	mu      sync.Mutex
-	e       *Emulator
 	account string
 	region  string
 	repo    string
 	buf     bytes.Buffer
 }
-
-var layerUploads sync.Map // uploadId -> *layerUpload
 
 func errLayersNotFound(msg string) *awsError {
 	return &awsError{http.StatusBadRequest, "LayersNotFoundException", msg}
@@ -137,7 +134,7 @@ func opInitiateLayerUpload(c *call) (any, error) {
 		return nil, err
 	}
 	id := randomHex(16)
-	layerUploads.Store(id, &layerUpload{e: c.e, account: reg.Account, region: reg.Region, repo: r.Name})
+	c.e.uploads.Store(id, &layerUpload{account: reg.Account, region: reg.Region, repo: r.Name})
 	return map[string]any{"uploadId": id, "partSize": maxLayerPart}, nil
 }
 
@@ -151,12 +148,12 @@ func (c *call) upload(ref repoRef, id string) (*layerUpload, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, ok := layerUploads.Load(id)
+	v, ok := c.e.uploads.Load(id)
 	if !ok {
 		return nil, errUploadNotFound(id)
 	}
 	u := v.(*layerUpload)
-	if u.e != c.e || u.account != reg.Account || u.region != reg.Region || u.repo != r.Name {
+	if u.account != reg.Account || u.region != reg.Region || u.repo != r.Name {
 		return nil, errUploadNotFound(id)
 	}
 	return u, nil
@@ -218,7 +215,7 @@ func opCompleteLayerUpload(c *call) (any, error) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if _, ok := layerUploads.Load(in.UploadID); !ok {
+	if _, ok := c.e.uploads.Load(in.UploadID); !ok {
 		return nil, errUploadNotFound(in.UploadID)
 	}
 	if u.buf.Len() == 0 {
@@ -234,14 +231,14 @@ func opCompleteLayerUpload(c *call) (any, error) {
 			"The layer digest '%s' does not match the uploaded content's digest '%s'", want, got)}
 	}
 	if _, err := blobs.Stat(c.ctx, want); err == nil {
-		layerUploads.Delete(in.UploadID)
+		c.e.uploads.Delete(in.UploadID)
 		return nil, &awsError{http.StatusBadRequest, "LayerAlreadyExistsException", fmt.Sprintf(
 			"The layer with digest '%s' already exists in the repository with name '%s'", want, u.repo)}
 	}
 	if _, err := blobs.Put(c.ctx, "application/octet-stream", u.buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("store layer %s: %w", want, err)
 	}
-	layerUploads.Delete(in.UploadID)
+	c.e.uploads.Delete(in.UploadID)
 	return map[string]any{
 		"registryId": u.account, "repositoryName": u.repo, "uploadId": in.UploadID, "layerDigest": want.String(),
 	}, nil
@@ -368,7 +365,7 @@ func opPutImage(c *call) (any, error) {
 	rec := httptest.NewRecorder()
 	c.e.data.putManifest(rec, req, dreg, reg.Account, reg.Region, r, parseRoute(req))
 	if rec.Code/100 != 2 {
-		return nil, putImageError(rec, in.ImageTag, r.Name)
+		return nil, putImageError(rec, r.Name, f.Manifests != nil)
 	}
 	return map[string]any{"image": map[string]any{
 		"registryId": reg.Account, "repositoryName": r.Name,
@@ -380,7 +377,7 @@ func opPutImage(c *call) (any, error) {
 
 // putImageError turns the registry's answer to a manifest PUT into ECR's
 // exception.
-func putImageError(rec *httptest.ResponseRecorder, tag, repo string) error {
+func putImageError(rec *httptest.ResponseRecorder, repo string, index bool) error {
 	var body struct {
 		Errors []struct {
 			Code    string `json:"code"`
@@ -399,6 +396,10 @@ func putImageError(rec *httptest.ResponseRecorder, tag, repo string) error {
 		}
 		return errInvalidParam("%s", msg)
 	case errcode.ErrorCodeManifestBlobUnknown.String():
+		if index {
+			return &awsError{http.StatusBadRequest, "ReferencedImagesNotFoundException", fmt.Sprintf(
+				"The manifest list is referencing images that do not exist in the repository with name '%s': %s", repo, msg)}
+		}
 		return errLayersNotFound(fmt.Sprintf("Layers with digests referenced by the manifest could not be found in the repository with name '%s': %s", repo, msg))
 	case errcode.ErrorCodeManifestInvalid.String(), errcode.ErrorCodeManifestUnverified.String(), errcode.ErrorCodeDigestInvalid.String(),
 		"MANIFEST_UNKNOWN", "UNSUPPORTED":

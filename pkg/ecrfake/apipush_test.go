@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -156,7 +157,20 @@ func TestAPIPushThenPullThroughRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An index of the image, pushed with PutImage too.
+	idx := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}`, mt, want, len(manifest))
+	if _, err := c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: aws.String("api/app"), ImageManifest: aws.String(idx), ImageTag: aws.String("multi")}); err != nil {
+		t.Fatal(err)
+	}
+
 	rc := newRegClient(t, e)
+	pulledIdx, err := remote.Index(rc.ref(t, "api/app:multi"), remote.WithAuth(rc.auth), remote.WithTransport(rc.tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := digestOf(t, pulledIdx), digest.FromString(idx).String(); got != want {
+		t.Fatalf("pulled index %s, want %s", got, want)
+	}
 	for _, tag := range []string{"1", "2"} {
 		pulled, err := remote.Image(rc.ref(t, "api/app:"+tag), remote.WithAuth(rc.auth), remote.WithTransport(rc.tr))
 		if err != nil {
@@ -336,6 +350,10 @@ func TestPutImageErrors(t *testing.T) {
 	}
 	_, err = c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: repo, ImageManifest: aws.String(padded(4 << 20)), ImageTag: aws.String("dev-huge")})
 	wantCode(t, err, "InvalidParameterException")
+	// An index whose platform image is missing.
+	idx := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":10}]}`, digest.FromString("missing"))
+	_, err = c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: repo, ImageManifest: aws.String(idx), ImageTag: aws.String("dev-idx")})
+	wantCode(t, err, "ReferencedImagesNotFoundException")
 	// By digest only: an untagged image that is then pullable by digest.
 	_, _, mb, _ := imageParts(t, b)
 	_, err = c.PutImage(ctx, &ecr.PutImageInput{RepositoryName: repo, ImageManifest: aws.String(string(mb)), ImageDigest: aws.String(digestOf(t, b))})

@@ -115,6 +115,8 @@ type Emulator struct {
 	url   string
 
 	s3 *s3Server // with Options.BlobRedirect, once serving
+
+	uploads sync.Map // InitiateLayerUpload sessions: uploadId -> *layerUpload
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
