@@ -138,6 +138,16 @@ func opInitiateLayerUpload(c *call) (any, error) {
 	return map[string]any{"uploadId": id, "partSize": maxLayerPart}, nil
 }
 
+// dropUploads ends the layer upload sessions of a deleted repository.
+func (e *Emulator) dropUploads(account, region, name string) {
+	e.uploads.Range(func(id, v any) bool {
+		if u := v.(*layerUpload); u.account == account && u.region == region && u.repo == name {
+			e.uploads.Delete(id)
+		}
+		return true
+	})
+}
+
 func errUploadNotFound(id string) *awsError {
 	return &awsError{http.StatusBadRequest, "UploadNotFoundException", fmt.Sprintf("Upload with id '%s' is not found", id)}
 }

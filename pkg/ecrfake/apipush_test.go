@@ -277,6 +277,17 @@ func TestLayerUploadErrors(t *testing.T) {
 		t.Fatalf("completed layer not available: %+v", out)
 	}
 
+	// Deleting the repository ends its uploads.
+	init, err = c.InitiateLayerUpload(ctx, &ecr.InitiateLayerUploadInput{RepositoryName: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteRepository(ctx, &ecr.DeleteRepositoryInput{RepositoryName: repo, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: repo})
+	wantCode(t, part(0, 2, []byte("abc")), "UploadNotFoundException")
+
 	// A part above the 1 MiB the other operations accept, and one above ECR's limit.
 	big := make([]byte, 3<<20)
 	_, _ = rand.Read(big)

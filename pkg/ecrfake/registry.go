@@ -353,6 +353,7 @@ func (d *dataPlane) deleteRepository(ctx context.Context, account, region, name 
 		}
 	}
 	d.refs.forget(referrerKey(account, region, name))
+	d.e.dropUploads(account, region, name)
 	return nil
 }
 
