@@ -402,3 +402,12 @@ func TestGetDownloadUrlForLayer(t *testing.T) {
 	_, err = c.GetDownloadUrlForLayer(ctx, &ecr.GetDownloadUrlForLayerInput{RepositoryName: aws.String("dl/missing"), LayerDigest: aws.String(dg)})
 	wantCode(t, err, "RepositoryNotFoundException")
 }
+
+func TestGetDownloadUrlForLayerWithoutS3(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	c := ecrClient(e)
+	createRepo(t, e, &ecr.CreateRepositoryInput{RepositoryName: aws.String("dl/app")})
+	dg := apiUpload(t, c, "dl/app", []byte("layer"), 10)
+	_, err := c.GetDownloadUrlForLayer(context.Background(), &ecr.GetDownloadUrlForLayerInput{RepositoryName: aws.String("dl/app"), LayerDigest: aws.String(dg)})
+	wantCode(t, err, "LayerInaccessibleException")
+}
