@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -372,7 +371,7 @@ func opPutImage(c *call) (any, error) {
 		return nil, errInvalidParam("%v", err)
 	}
 	req.Header.Set("Content-Type", mt)
-	rec := httptest.NewRecorder()
+	rec := newAnswer()
 	c.e.data.putManifest(rec, req, dreg, reg.Account, reg.Region, r, parseRoute(req))
 	if rec.Code/100 != 2 {
 		return nil, putImageError(rec, r.Name, f.Manifests != nil)
@@ -387,7 +386,7 @@ func opPutImage(c *call) (any, error) {
 
 // putImageError turns the registry's answer to a manifest PUT into ECR's
 // exception.
-func putImageError(rec *httptest.ResponseRecorder, repo string, index bool) error {
+func putImageError(rec *answer, repo string, index bool) error {
 	var body struct {
 		Errors []struct {
 			Code    string `json:"code"`
@@ -419,4 +418,31 @@ func putImageError(rec *httptest.ResponseRecorder, repo string, index bool) erro
 		return errInvalidParam("Invalid parameter at 'ImageManifest': %s %s", code, msg)
 	}
 	return fmt.Errorf("store manifest (%d): %s", rec.Code, msg)
+}
+
+// answer records what the registry's handler answered to a request the
+// control plane makes on a caller's behalf (PutImage stores its manifest
+// through the registry's own PUT). net/http/httptest would do, but the
+// emulator's binary must not link test packages (test/deps).
+type answer struct {
+	header http.Header
+	Code   int
+	Body   bytes.Buffer
+	wrote  bool
+}
+
+func newAnswer() *answer { return &answer{header: http.Header{}, Code: http.StatusOK} }
+
+func (a *answer) Header() http.Header { return a.header }
+
+func (a *answer) Write(b []byte) (int, error) {
+	a.wrote = true
+	return a.Body.Write(b)
+}
+
+// WriteHeader keeps the first status, as a real connection does.
+func (a *answer) WriteHeader(code int) {
+	if !a.wrote {
+		a.Code, a.wrote = code, true
+	}
 }
