@@ -239,21 +239,34 @@ type imageDetail struct {
 	ArtifactMediaType      string   `json:"artifactMediaType,omitempty"`
 }
 
+// imageListing is the request DescribeImages and ListImages share: a
+// repository, a tagStatus filter and a page.
+type imageListing struct {
+	repoRef
+	Filter     *imageFilter `json:"filter"`
+	MaxResults int          `json:"maxResults"`
+	NextToken  string       `json:"nextToken"`
+}
+
+// check refuses a page size or a filter ECR refuses, before any lookup
+// (an empty repository included).
+func (l *imageListing) check() error {
+	if err := checkMaxResults(l.MaxResults, 1000); err != nil {
+		return err
+	}
+	_, err := l.Filter.keep(&image{})
+	return err
+}
+
 func opDescribeImages(c *call) (any, error) {
 	var in struct {
-		repoRef
-		ImageIDs   []imageID    `json:"imageIds"`
-		Filter     *imageFilter `json:"filter"`
-		MaxResults int          `json:"maxResults"`
-		NextToken  string       `json:"nextToken"`
+		imageListing
+		ImageIDs []imageID `json:"imageIds"`
 	}
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if err := checkMaxResults(in.MaxResults, 1000); err != nil {
-		return nil, err
-	}
-	if _, err := in.Filter.keep(&image{}); err != nil {
+	if err := in.check(); err != nil {
 		return nil, err
 	}
 	if len(in.ImageIDs) > 0 && (in.MaxResults != 0 || in.NextToken != "") {
@@ -320,19 +333,11 @@ func opDescribeImages(c *call) (any, error) {
 // opListImages lists one entry per tag and one digest-only entry per
 // untagged manifest, such as the platform images of a multi-arch index.
 func opListImages(c *call) (any, error) {
-	var in struct {
-		repoRef
-		Filter     *imageFilter `json:"filter"`
-		MaxResults int          `json:"maxResults"`
-		NextToken  string       `json:"nextToken"`
-	}
+	var in imageListing
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if err := checkMaxResults(in.MaxResults, 1000); err != nil {
-		return nil, err
-	}
-	if _, err := in.Filter.keep(&image{}); err != nil {
+	if err := in.check(); err != nil {
 		return nil, err
 	}
 	_, _, imgs, err := c.repoImages(in.repoRef)
