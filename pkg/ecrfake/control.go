@@ -90,6 +90,33 @@ var ecrOps = map[string]opFunc{
 	"CreateRepositoryCreationTemplate":    opCreateTemplate,
 	"DescribeRepositoryCreationTemplates": opDescribeTemplates,
 	"DeleteRepositoryCreationTemplate":    opDeleteTemplate,
+
+	// settings.go
+	"PutImageTagMutability":                   opPutImageTagMutability,
+	"PutImageScanningConfiguration":           opPutImageScanningConfiguration,
+	"DescribeRegistry":                        opDescribeRegistry,
+	"GetRegistryScanningConfiguration":        opGetRegistryScanningConfiguration,
+	"PutRegistryScanningConfiguration":        opPutRegistryScanningConfiguration,
+	"PutReplicationConfiguration":             opPutReplicationConfiguration,
+	"BatchGetRepositoryScanningConfiguration": opBatchGetRepositoryScanningConfiguration,
+	"UpdateRepositoryCreationTemplate":        opUpdateTemplate,
+	"CreatePullThroughCacheRule":              opCreatePullThroughCacheRule,
+	"DescribePullThroughCacheRules":           opDescribePullThroughCacheRules,
+	"DeletePullThroughCacheRule":              opDeletePullThroughCacheRule,
+	"UpdatePullThroughCacheRule":              opUpdatePullThroughCacheRule,
+	"ValidatePullThroughCacheRule":            opValidatePullThroughCacheRule,
+	// scanning.go
+	"StartImageScan":            opStartImageScan,
+	"DescribeImageScanFindings": opDescribeImageScanFindings,
+	// account.go
+	"GetAccountSetting":    opGetAccountSetting,
+	"PutAccountSetting":    opPutAccountSetting,
+	"GetRegistryPolicy":    opGetRegistryPolicy,
+	"PutRegistryPolicy":    opPutRegistryPolicy,
+	"DeleteRegistryPolicy": opDeleteRegistryPolicy,
+	// lifecycle.go
+	"StartLifecyclePolicyPreview": opStartLifecyclePolicyPreview,
+	"GetLifecyclePolicyPreview":   opGetLifecyclePolicyPreview,
 }
 
 // serveJSON handles AWS JSON 1.1 requests (ECR and ECR Public).
@@ -812,4 +839,10 @@ func opUntagResource(c *call) (any, error) {
 	}
 	r.Tags = kept
 	return map[string]any{}, c.e.st.save()
+}
+
+// errNotImplemented answers an operation the emulator lists but does not
+// implement yet.
+func errNotImplemented(c *call) *awsError {
+	return &awsError{http.StatusBadRequest, "UnsupportedOperationException", "ecrfake does not implement " + c.op + " yet"}
 }

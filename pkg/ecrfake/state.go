@@ -52,6 +52,10 @@ type repository struct {
 	// CreatedBy is "api" for CreateRepository and "create-on-push:<prefix>"
 	// when a CREATE_ON_PUSH template created it.
 	CreatedBy string `json:"createdBy"`
+	// Scans are image scans by manifest digest (StartImageScan; scanning.go).
+	Scans map[string]*imageScan `json:"scans,omitempty"`
+	// LifecyclePreview is the last StartLifecyclePolicyPreview (lifecycle.go).
+	LifecyclePreview *lifecyclePreview `json:"lifecyclePreview,omitempty"`
 }
 
 // tagImmutable reports whether tag may not be overwritten in r.
@@ -135,6 +139,17 @@ type registryState struct {
 	Region       string                 `json:"region"`
 	Repositories map[string]*repository `json:"repositories"`
 	Templates    map[string]*template   `json:"templates"`
+	// Policy is the registry permissions policy (PutRegistryPolicy; account.go).
+	Policy string `json:"registryPolicy,omitempty"`
+	// AccountSettings holds GetAccountSetting/PutAccountSetting values by
+	// name, such as BLOB_MOUNTING (account.go).
+	AccountSettings map[string]string `json:"accountSettings,omitempty"`
+	// Scanning is the registry scanning configuration (settings.go).
+	Scanning *registryScanning `json:"scanning,omitempty"`
+	// Replication is the replication configuration (settings.go).
+	Replication *replicationConfiguration `json:"replication,omitempty"`
+	// PullThroughCacheRules by ECR repository prefix (settings.go).
+	PullThroughCacheRules map[string]*pullThroughCacheRule `json:"pullThroughCacheRules,omitempty"`
 }
 
 // matchTemplate returns the longest-prefix template covering name that
