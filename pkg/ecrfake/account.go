@@ -11,4 +11,3 @@ func opGetRegistryPolicy(c *call) (any, error) { return nil, errNotImplemented(c
 func opPutRegistryPolicy(c *call) (any, error) { return nil, errNotImplemented(c) }
 
 func opDeleteRegistryPolicy(c *call) (any, error) { return nil, errNotImplemented(c) }
-

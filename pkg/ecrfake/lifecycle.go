@@ -7,4 +7,3 @@ type lifecyclePreview struct{}
 func opStartLifecyclePolicyPreview(c *call) (any, error) { return nil, errNotImplemented(c) }
 
 func opGetLifecyclePolicyPreview(c *call) (any, error) { return nil, errNotImplemented(c) }
-

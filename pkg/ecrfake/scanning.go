@@ -7,4 +7,3 @@ type imageScan struct{}
 func opStartImageScan(c *call) (any, error) { return nil, errNotImplemented(c) }
 
 func opDescribeImageScanFindings(c *call) (any, error) { return nil, errNotImplemented(c) }
-

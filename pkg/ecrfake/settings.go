@@ -20,7 +20,9 @@ func opPutRegistryScanningConfiguration(c *call) (any, error) { return nil, errN
 
 func opPutReplicationConfiguration(c *call) (any, error) { return nil, errNotImplemented(c) }
 
-func opBatchGetRepositoryScanningConfiguration(c *call) (any, error) { return nil, errNotImplemented(c) }
+func opBatchGetRepositoryScanningConfiguration(c *call) (any, error) {
+	return nil, errNotImplemented(c)
+}
 
 func opUpdateTemplate(c *call) (any, error) { return nil, errNotImplemented(c) }
 
@@ -33,4 +35,3 @@ func opDeletePullThroughCacheRule(c *call) (any, error) { return nil, errNotImpl
 func opUpdatePullThroughCacheRule(c *call) (any, error) { return nil, errNotImplemented(c) }
 
 func opValidatePullThroughCacheRule(c *call) (any, error) { return nil, errNotImplemented(c) }
-
