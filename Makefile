@@ -26,13 +26,13 @@ test:
 # an OCI image layout to IMAGE_DIR; prints the index digest. Reproducible: the
 # same commit gives the same digest (-trimpath, -buildid=, SOURCE_DATE_EPOCH
 # from the last commit for every file time).
-IMAGE_DIR        ?= dist/image
+IMAGE_DIR        ?= build/image
 IMAGE_PLATFORMS  ?= linux/amd64 linux/arm64
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 REVISION         ?= $(shell git rev-parse HEAD 2>/dev/null)
 image:
 	@set -e; bins=""; for p in $(IMAGE_PLATFORMS); do \
-		out=dist/$${p%/*}_$${p#*/}/ecrgate; \
+		out=build/$${p%/*}_$${p#*/}/ecrgate; \
 		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath \
 			-ldflags '$(LDFLAGS) -buildid=' -o $$out ./cmd/proxy; \
 		bins="$$bins -binary $$p=$$out"; \
@@ -115,5 +115,5 @@ install: build
 	install -m 0755 bin/ecrgate-emulator $(DESTDIR)$(BINDIR)/ecrgate-emulator
 
 clean:
-	rm -rf bin
+	rm -rf bin build
 	$(GO) clean -testcache

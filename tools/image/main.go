@@ -10,8 +10,8 @@
 // SOURCE_DATE_EPOCH too. The binaries must be built reproducibly
 // (-trimpath, -buildid=), which the Makefile does.
 //
-//	go run ./tools/image -o dist/image -version v1.2.3 -revision $(git rev-parse HEAD) \
-//	    -binary linux/amd64=dist/linux_amd64/ecrgate -binary linux/arm64=dist/linux_arm64/ecrgate
+//	go run ./tools/image -o build/image -version v1.2.3 -revision $(git rev-parse HEAD) \
+//	    -binary linux/amd64=build/linux_amd64/ecrgate -binary linux/arm64=build/linux_arm64/ecrgate
 //
 // It prints the digest of the index.
 package main
@@ -73,7 +73,7 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("image", flag.ContinueOnError)
 	var o Options
 	o.Binaries = map[string]string{}
-	out := fs.String("o", "dist/image", "output directory (an OCI image layout; replaced if it is one)")
+	out := fs.String("o", "build/image", "output directory (an OCI image layout; replaced if it is one)")
 	fs.StringVar(&o.CAFile, "ca-file", defaultCAFile, "CA bundle to copy into the image")
 	fs.StringVar(&o.Version, "version", "dev", "version label")
 	fs.StringVar(&o.Revision, "revision", "", "source revision label (a git commit)")
