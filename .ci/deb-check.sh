@@ -14,6 +14,17 @@ if [ ! -f "${debs[0]}" ]; then
 	echo "deb-check: no dist/*_$arch.deb: run make release-snapshot first" >&2
 	exit 1
 fi
+# Every archive carries the licence and the README beside the binaries (a zip
+# stores its file names uncompressed).
+for a in dist/*.tar.gz dist/*.zip; do
+	case "$a" in
+	*.tar.gz) names="$(tar -tzf "$a")" ;;
+	*) names="$(grep -a -o -E '(LICENSE|README\.md)' "$a" | sort -u)" ;;
+	esac
+	for f in LICENSE README.md; do
+		grep -qx "$f" <<<"$names" || { echo "deb-check: $a has no $f" >&2; exit 1; }
+	done
+done
 if dpkg -s ecrgate >/dev/null 2>&1; then
 	echo "deb-check: package ecrgate is already installed; remove it first (dpkg -r ecrgate)" >&2
 	exit 1
@@ -33,7 +44,7 @@ dpkg -i "${debs[0]}"
 dpkg -L ecrgate | sort >"$tmp/files"
 for f in /usr/bin/ecrgate /usr/bin/docker-credential-ecrgate /usr/bin/ecrgate-fetch-token /usr/bin/ecrgate-emulator \
 	/usr/lib/systemd/user/ecrgate.service /usr/lib/systemd/user/ecrgate.socket /usr/lib/systemd/user/ecrgate-admin.socket \
-	/usr/share/doc/ecrgate/examples/docker.service.d/ecrgate-proxy.conf; do
+	/usr/share/doc/ecrgate/examples/docker.service.d/ecrgate-proxy.conf /usr/share/doc/ecrgate/copyright; do
 	grep -qx "$f" "$tmp/files" || { echo "deb-check: $f is not in the package" >&2; exit 1; }
 done
 grep -qx 'ExecStart=/usr/bin/ecrgate serve' /usr/lib/systemd/user/ecrgate.service ||
