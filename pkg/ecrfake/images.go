@@ -237,6 +237,9 @@ type imageDetail struct {
 	ImagePushedAt          float64  `json:"imagePushedAt"`
 	ImageManifestMediaType string   `json:"imageManifestMediaType,omitempty"`
 	ArtifactMediaType      string   `json:"artifactMediaType,omitempty"`
+	// Set for scanned images (scanning.go).
+	ImageScanStatus          *scanStatus  `json:"imageScanStatus,omitempty"`
+	ImageScanFindingsSummary *scanSummary `json:"imageScanFindingsSummary,omitempty"`
 }
 
 // imageListing is the request DescribeImages and ListImages share: a
@@ -276,10 +279,15 @@ func opDescribeImages(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	scans := c.e.scanSummaries(r)
 	detail := func(img *image) imageDetail {
-		return imageDetail{RegistryID: reg.Account, RepositoryName: r.Name, ImageDigest: img.Digest.String(),
+		d := imageDetail{RegistryID: reg.Account, RepositoryName: r.Name, ImageDigest: img.Digest.String(),
 			ImageTags: img.Tags, ImageSizeInBytes: img.Size, ImagePushedAt: epoch(img.PushedAt),
 			ImageManifestMediaType: img.MediaType, ArtifactMediaType: img.Artifact}
+		if s := scans[d.ImageDigest]; s != nil {
+			d.ImageScanStatus, d.ImageScanFindingsSummary = &scanStatus{scanComplete, scanCompleteDescription}, s
+		}
+		return d
 	}
 	out := []imageDetail{}
 	if len(in.ImageIDs) > 0 {

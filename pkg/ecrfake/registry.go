@@ -277,6 +277,7 @@ func (d *dataPlane) putManifest(w http.ResponseWriter, r *http.Request, reg *dat
 		}
 	}
 	w = d.referrerPutHook(w, account, region, rt.name, r.Header.Get("Content-Type"), body)
+	w = d.e.scanOnPushHook(w, account, region, rt.name, body)
 	reg.app.ServeHTTP(w, r)
 }
 

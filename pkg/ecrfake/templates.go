@@ -44,41 +44,54 @@ func normalizePrefix(p string) string {
 	return p
 }
 
-func opCreateTemplate(c *call) (any, error) {
-	var in templateOut
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
+// validateTemplate checks a template as CreateRepositoryCreationTemplate
+// and UpdateRepositoryCreationTemplate do, and returns its tag mutability
+// with ECR's default. The caller holds st.mu.
+func validateTemplate(in *templateOut, reg *registryState) (string, error) {
 	if len(in.Prefix) > 256 || !templatePrefixRE.MatchString(in.Prefix) {
-		return nil, errInvalidParam("Invalid parameter at 'prefix' failed to satisfy constraint: 'must be ROOT or a repository namespace such as team or team/app', got %q", in.Prefix)
+		return "", errInvalidParam("Invalid parameter at 'prefix' failed to satisfy constraint: 'must be ROOT or a repository namespace such as team or team/app', got %q", in.Prefix)
 	}
 	if len(in.AppliedFor) == 0 {
-		return nil, errInvalidParam("Invalid parameter at 'appliedFor': at least one of REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH is required")
+		return "", errInvalidParam("Invalid parameter at 'appliedFor': at least one of REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH is required")
 	}
 	for _, a := range in.AppliedFor {
 		if a != "REPLICATION" && a != "PULL_THROUGH_CACHE" && a != appliedForCreateOnPush {
-			return nil, errInvalidParam("Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must satisfy enum value set: [REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH]'")
+			return "", errInvalidParam("Invalid parameter at 'appliedFor' failed to satisfy constraint: 'Member must satisfy enum value set: [REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH]'")
 		}
 	}
 	if len(in.Description) > 256 {
-		return nil, errInvalidParam("Invalid parameter at 'description': must be at most 256 characters")
+		return "", errInvalidParam("Invalid parameter at 'description': must be at most 256 characters")
 	}
 	if err := validateTags(in.ResourceTags); err != nil {
-		return nil, err
+		return "", err
 	}
 	mut, err := validateMutability(in.ImageTagMutability, in.ImageTagMutabilityExclusionFilters)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if in.LifecyclePolicy != "" {
 		if err := validateLifecyclePolicy(in.LifecyclePolicy); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	if in.RepositoryPolicy != "" {
 		if err := validateRepositoryPolicy(in.RepositoryPolicy); err != nil {
-			return nil, err
+			return "", err
 		}
+	}
+	if in.EncryptionConfiguration != nil {
+		// Templates keep the key as given; the repository gets the default at creation.
+		if _, err := validateEncryption(in.EncryptionConfiguration, reg); err != nil {
+			return "", err
+		}
+	}
+	return mut, nil
+}
+
+func opCreateTemplate(c *call) (any, error) {
+	var in templateOut
+	if err := c.decode(&in); err != nil {
+		return nil, err
 	}
 	c.e.st.mu.Lock()
 	defer c.e.st.mu.Unlock()
@@ -86,13 +99,9 @@ func opCreateTemplate(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var enc *encryptionConfig
-	if in.EncryptionConfiguration != nil {
-		// Templates keep the key as given; the repository gets the default at creation.
-		if _, err := validateEncryption(in.EncryptionConfiguration, reg); err != nil {
-			return nil, err
-		}
-		enc = in.EncryptionConfiguration
+	mut, err := validateTemplate(&in, reg)
+	if err != nil {
+		return nil, err
 	}
 	prefix := normalizePrefix(in.Prefix)
 	if reg.Templates[prefix] != nil {
@@ -100,10 +109,83 @@ func opCreateTemplate(c *call) (any, error) {
 			fmt.Sprintf("The repository creation template with prefix '%s' already exists in the registry with id '%s'", prefix, reg.Account)}
 	}
 	now := c.e.opts.Now()
-	t := &template{Prefix: prefix, Description: in.Description, Encryption: enc, ResourceTags: in.ResourceTags,
+	t := &template{Prefix: prefix, Description: in.Description, Encryption: in.EncryptionConfiguration, ResourceTags: in.ResourceTags,
 		TagMutability: mut, ExclusionFilters: in.ImageTagMutabilityExclusionFilters, RepositoryPolicy: in.RepositoryPolicy,
 		LifecyclePolicy: in.LifecyclePolicy, AppliedFor: in.AppliedFor, CustomRoleArn: in.CustomRoleArn, CreatedAt: now, UpdatedAt: now}
 	reg.Templates[prefix] = t
+	if err := c.e.st.save(); err != nil {
+		return nil, err
+	}
+	return map[string]any{"registryId": reg.Account, "repositoryCreationTemplate": t.out()}, nil
+}
+
+// opUpdateTemplate replaces the fields the request carries and keeps the
+// others; the result must pass Create's validation.
+func opUpdateTemplate(c *call) (any, error) {
+	var in struct {
+		Prefix                             string             `json:"prefix"`
+		Description                        *string            `json:"description"`
+		EncryptionConfiguration            *encryptionConfig  `json:"encryptionConfiguration"`
+		ResourceTags                       *[]resourceTag     `json:"resourceTags"`
+		ImageTagMutability                 *string            `json:"imageTagMutability"`
+		ImageTagMutabilityExclusionFilters *[]exclusionFilter `json:"imageTagMutabilityExclusionFilters"`
+		RepositoryPolicy                   *string            `json:"repositoryPolicy"`
+		LifecyclePolicy                    *string            `json:"lifecyclePolicy"`
+		AppliedFor                         *[]string          `json:"appliedFor"`
+		CustomRoleArn                      *string            `json:"customRoleArn"`
+	}
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	if len(in.Prefix) > 256 || !templatePrefixRE.MatchString(in.Prefix) {
+		return nil, errInvalidParam("Invalid parameter at 'prefix' failed to satisfy constraint: 'must be ROOT or a repository namespace such as team or team/app', got %q", in.Prefix)
+	}
+	c.e.st.mu.Lock()
+	defer c.e.st.mu.Unlock()
+	reg, err := c.registryFor("")
+	if err != nil {
+		return nil, err
+	}
+	prefix := normalizePrefix(in.Prefix)
+	t := reg.Templates[prefix]
+	if t == nil {
+		return nil, errTemplateNotFound(prefix, reg.Account)
+	}
+	next := t.out()
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&next.Description, in.Description)
+	set(&next.RepositoryPolicy, in.RepositoryPolicy)
+	set(&next.LifecyclePolicy, in.LifecyclePolicy)
+	set(&next.CustomRoleArn, in.CustomRoleArn)
+	if in.EncryptionConfiguration != nil {
+		next.EncryptionConfiguration = in.EncryptionConfiguration
+	}
+	if in.ResourceTags != nil {
+		next.ResourceTags = *in.ResourceTags
+	}
+	if in.AppliedFor != nil {
+		next.AppliedFor = *in.AppliedFor
+	}
+	if in.ImageTagMutability != nil {
+		next.ImageTagMutability = *in.ImageTagMutability
+		next.ImageTagMutabilityExclusionFilters = nil // filters belong to the mutability they came with
+	}
+	if in.ImageTagMutabilityExclusionFilters != nil {
+		next.ImageTagMutabilityExclusionFilters = *in.ImageTagMutabilityExclusionFilters
+	}
+	mut, err := validateTemplate(&next, reg)
+	if err != nil {
+		return nil, err
+	}
+	t.Description, t.Encryption, t.ResourceTags = next.Description, next.EncryptionConfiguration, next.ResourceTags
+	t.TagMutability, t.ExclusionFilters = mut, next.ImageTagMutabilityExclusionFilters
+	t.RepositoryPolicy, t.LifecyclePolicy = next.RepositoryPolicy, next.LifecyclePolicy
+	t.AppliedFor, t.CustomRoleArn = next.AppliedFor, next.CustomRoleArn
+	t.UpdatedAt = c.e.opts.Now()
 	if err := c.e.st.save(); err != nil {
 		return nil, err
 	}
