@@ -117,6 +117,12 @@ var ecrOps = map[string]opFunc{
 	// lifecycle.go
 	"StartLifecyclePolicyPreview": opStartLifecyclePolicyPreview,
 	"GetLifecyclePolicyPreview":   opGetLifecyclePolicyPreview,
+	// pulltime.go
+	"RegisterPullTimeUpdateExclusion":   opRegisterPullTimeUpdateExclusion,
+	"DeregisterPullTimeUpdateExclusion": opDeregisterPullTimeUpdateExclusion,
+	"ListPullTimeUpdateExclusions":      opListPullTimeUpdateExclusions,
+	// referrers.go
+	"ListImageReferrers": opListImageReferrers,
 }
 
 // serveJSON handles AWS JSON 1.1 requests (ECR and ECR Public).

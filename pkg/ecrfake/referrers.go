@@ -340,3 +340,102 @@ func (d *dataPlane) referrerDeleteHook(w http.ResponseWriter, account, region st
 		}
 	}}
 }
+
+// --- ListImageReferrers -------------------------------------------------------
+
+// imageReferrer is one entry of ListImageReferrers.
+type imageReferrer struct {
+	Digest         string            `json:"digest"`
+	MediaType      string            `json:"mediaType"`
+	ArtifactType   string            `json:"artifactType,omitempty"`
+	Size           int64             `json:"size"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	ArtifactStatus string            `json:"artifactStatus"`
+}
+
+// opListImageReferrers answers from the same index as the registry's
+// referrers API. The emulator archives nothing, so every referrer is ACTIVE.
+func opListImageReferrers(c *call) (any, error) {
+	var in struct {
+		repoRef
+		SubjectID *struct {
+			ImageDigest string `json:"imageDigest"`
+		} `json:"subjectId"`
+		Filter *struct {
+			ArtifactStatus string   `json:"artifactStatus"`
+			ArtifactTypes  []string `json:"artifactTypes"`
+		} `json:"filter"`
+		MaxResults int    `json:"maxResults"`
+		NextToken  string `json:"nextToken"`
+	}
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	if in.SubjectID == nil {
+		return nil, errInvalidParam("Invalid parameter at 'subjectId' failed to satisfy constraint: 'Member must not be null'")
+	}
+	subject, err := digest.Parse(in.SubjectID.ImageDigest)
+	if err != nil || subject.Algorithm() != digest.SHA256 {
+		return nil, errInvalidParam("Invalid parameter at 'imageDigest': '%s' is not a valid sha256 digest", in.SubjectID.ImageDigest)
+	}
+	if err := checkMaxResults(in.MaxResults, 50); err != nil {
+		return nil, err
+	}
+	if in.MaxResults == 0 {
+		in.MaxResults = 20
+	}
+	status, types := "ACTIVE", map[string]bool{}
+	if in.Filter != nil {
+		switch in.Filter.ArtifactStatus {
+		case "":
+		case "ACTIVE", "ARCHIVED", "ACTIVATING", "ANY":
+			status = in.Filter.ArtifactStatus
+		default:
+			return nil, errInvalidParam("Invalid parameter at 'filter.artifactStatus': '%s' is not one of ACTIVE, ARCHIVED, ACTIVATING, ANY", in.Filter.ArtifactStatus)
+		}
+		for _, t := range in.Filter.ArtifactTypes {
+			types[t] = true
+		}
+	}
+	c.e.st.mu.Lock()
+	reg, r, err := c.lookupRepo(in.repoRef)
+	c.e.st.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	dreg, err := c.e.data.registry(reg.Account, reg.Region)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := c.e.data.loadedReferrers(c.ctx, dreg, reg.Account, reg.Region, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	byDigest := map[string]imageReferrer{}
+	var keys []string
+	if status == "ACTIVE" || status == "ANY" {
+		for dg, desc := range rr.bySubject[subject] {
+			if len(types) > 0 && !types[desc.ArtifactType] {
+				continue
+			}
+			keys = append(keys, dg.String())
+			byDigest[dg.String()] = imageReferrer{Digest: dg.String(), MediaType: desc.MediaType, ArtifactType: desc.ArtifactType,
+				Size: desc.Size, Annotations: desc.Annotations, ArtifactStatus: "ACTIVE"}
+		}
+	}
+	rr.mu.Unlock()
+	sort.Strings(keys)
+	page, next, err := paginate(keys, in.NextToken, in.MaxResults)
+	if err != nil {
+		return nil, err
+	}
+	out := []imageReferrer{}
+	for _, k := range page {
+		out = append(out, byDigest[k])
+	}
+	resp := map[string]any{"referrers": out}
+	if next != "" {
+		resp["nextToken"] = next
+	}
+	return resp, nil
+}

@@ -56,6 +56,8 @@ type repository struct {
 	Scans map[string]*imageScan `json:"scans,omitempty"`
 	// LifecyclePreview is the last StartLifecyclePolicyPreview (lifecycle.go).
 	LifecyclePreview *lifecyclePreview `json:"lifecyclePreview,omitempty"`
+	// LastPulled is when each manifest digest was last pulled (pulltime.go).
+	LastPulled map[string]time.Time `json:"lastPulled,omitempty"`
 }
 
 // tagImmutable reports whether tag may not be overwritten in r.
@@ -150,6 +152,9 @@ type registryState struct {
 	Replication *replicationConfiguration `json:"replication,omitempty"`
 	// PullThroughCacheRules by ECR repository prefix (settings.go).
 	PullThroughCacheRules map[string]*pullThroughCacheRule `json:"pullThroughCacheRules,omitempty"`
+	// PullTimeExclusions are the principals whose pulls leave
+	// lastRecordedPullTime alone, with when they were added (pulltime.go).
+	PullTimeExclusions map[string]time.Time `json:"pullTimeUpdateExclusions,omitempty"`
 }
 
 // matchTemplate returns the longest-prefix template covering name that
