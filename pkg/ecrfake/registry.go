@@ -155,7 +155,8 @@ func (d *dataPlane) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account, region := d.e.registryForHost(r.Host)
-	if !d.authorize(w, r, account, region, rt) {
+	tok, ok := d.authorize(w, r, account, region, rt)
+	if !ok {
 		return
 	}
 	reg, err := d.registry(account, region)
@@ -195,6 +196,10 @@ func (d *dataPlane) serve(w http.ResponseWriter, r *http.Request) {
 	case OpReferrers: // distribution v3.1.2 has no referrers API
 		d.serveReferrers(w, r, reg, account, region, rt)
 		return
+	case OpUploadStart:
+		d.gateMount(r, account, region, repo, tok, rt)
+	case OpManifestGet:
+		w = d.pullRecorder(w, r, account, region, rt, tok.Principal)
 	case OpManifestDelete:
 		w = d.referrerDeleteHook(w, account, region, rt)
 	case OpBlobGet:
@@ -358,8 +363,10 @@ func (d *dataPlane) deleteRepository(ctx context.Context, account, region, name 
 	return nil
 }
 
-// authorize checks ECR's Basic auth: user AWS, password from GetAuthorizationToken.
-func (d *dataPlane) authorize(w http.ResponseWriter, r *http.Request, account, region string, rt route) bool {
+// authorize checks ECR's Basic auth (user AWS, password from
+// GetAuthorizationToken) and that the token's principal may perform the
+// request's action on the repository (authorizeECR). It returns the token.
+func (d *dataPlane) authorize(w http.ResponseWriter, r *http.Request, account, region string, rt route) (authToken, bool) {
 	user, pass, ok := r.BasicAuth()
 	d.e.st.mu.Lock()
 	tok := d.e.st.Tokens[pass]
@@ -376,27 +383,67 @@ func (d *dataPlane) authorize(w http.ResponseWriter, r *http.Request, account, r
 		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, "Not Authorized\n")
-		return false
+		return t, false
 	}
 	if d.e.opts.Now().After(t.Expires) {
 		serveRegistryError(w, errcode.ErrorCodeDenied.WithMessage("Your authorization token has expired. Reauthenticate and try again."))
-		return false
+		return t, false
 	}
-	if t.Account != account {
+	// A token is not tied to one registry: what it may do in this one
+	// depends on the registry's and the repository's policies. An ECR
+	// Public token opens no private registry; the version check (/v2/)
+	// only needs a valid token.
+	action := "ecr:" + ecrActionFor(rt)
+	if t.Account == "public" || (rt.name != "" && !d.e.authorizeECR(t.Principal, t.Account, account, region, rt.name, action)) {
 		resource := "arn:aws:ecr:" + region + ":" + account + ":repository/" + rt.name
 		serveRegistryError(w, errcode.ErrorCodeDenied.WithMessage(fmt.Sprintf(
-			"User: %s is not authorized to perform: ecr:%s on resource: %s", t.Principal, ecrActionFor(rt), resource)))
-		return false
+			"User: %s is not authorized to perform: %s on resource: %s", t.Principal, action, resource)))
+		return t, false
 	}
-	return true
+	return t, true
 }
 
+// gateMount lets distribution mount a blob from another repository
+// (POST …/blobs/uploads/?mount=<digest>&from=<repo>) only as ECR does:
+// BLOB_MOUNTING is ENABLED in the registry, the source repository exists in
+// the same registry with identical encryption settings, and the caller may
+// read layers from it (ecr:GetDownloadUrlForLayer). Otherwise it strips the
+// mount from the request, so distribution opens an upload session (202), as
+// ECR answers when it does not mount.
+func (d *dataPlane) gateMount(r *http.Request, account, region string, target *repository, tok authToken, rt route) {
+	q := r.URL.Query()
+	if !q.Has("mount") && !q.Has("from") {
+		return
+	}
+	from := q.Get("from")
+	d.e.st.mu.Lock()
+	reg := d.e.st.registry(account, region)
+	enabled := reg.setting(settingBlobMounting) == "ENABLED"
+	src := reg.Repositories[from]
+	sameEncryption := src != nil && src.Encryption == target.Encryption
+	d.e.st.mu.Unlock()
+	if enabled && sameEncryption && from != rt.name &&
+		d.e.authorizeECR(tok.Principal, tok.Account, account, region, from, "ecr:GetDownloadUrlForLayer") {
+		return
+	}
+	q.Del("mount")
+	q.Del("from")
+	r.URL.RawQuery = q.Encode()
+}
+
+// ecrActionFor is the IAM action ECR checks for a registry request.
 func ecrActionFor(rt route) string {
 	switch rt.op {
-	case OpUploadStart, OpUploadChunk, OpUploadComplete:
+	case OpUploadStart, OpUploadStatus, OpUploadCancel:
 		return "InitiateLayerUpload"
+	case OpUploadChunk:
+		return "UploadLayerPart"
+	case OpUploadComplete:
+		return "CompleteLayerUpload"
 	case OpManifestPut:
 		return "PutImage"
+	case OpManifestDelete:
+		return "BatchDeleteImage"
 	case OpBlobHead:
 		return "BatchCheckLayerAvailability"
 	case OpBlobGet:
