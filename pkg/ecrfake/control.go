@@ -651,13 +651,8 @@ func validateLifecyclePolicy(text string) error {
 	if len(text) < 100 || len(text) > 30720 {
 		return errInvalidParam("Invalid parameter at 'lifecyclePolicyText' failed to satisfy constraint: 'Member must have length between 100 and 30720' (it has %d)", len(text))
 	}
-	var doc struct {
-		Rules []json.RawMessage `json:"rules"`
-	}
-	if err := json.Unmarshal([]byte(text), &doc); err != nil || len(doc.Rules) == 0 {
-		return errInvalidParam("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: the policy must be a JSON object with a non-empty \"rules\" array'")
-	}
-	return nil
+	_, err := parseLifecyclePolicy(text) // lifecycle.go
+	return err
 }
 
 func validateRepositoryPolicy(text string) error {

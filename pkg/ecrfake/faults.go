@@ -230,6 +230,9 @@ const adminPrefix = "/_ecrfake/"
 //	POST /_ecrfake/fail?op=X&n=N&fault=F      fail the next N calls of X (F: 500, throttle, drop, cut:<bytes>)
 //	POST /_ecrfake/latency?d=250ms            delay every call
 //	POST /_ecrfake/expire-tokens              expire every issued token
+//	POST /_ecrfake/lifecycle?account=A&region=R&repository=N
+//	                                          apply lifecycle policies now (N or every
+//	                                          repository with one); JSON {"expired": [...]}
 func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	what := strings.TrimPrefix(r.URL.Path, adminPrefix)
 	if what == "calls" && r.Method == http.MethodGet {
@@ -248,6 +251,10 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	if what == "lifecycle" {
+		e.serveApplyLifecycle(w, r, q.Get("account"), q.Get("region"), q.Get("repository")) // lifecycle.go
+		return
+	}
 	switch what {
 	case "reset":
 		e.ResetCalls()

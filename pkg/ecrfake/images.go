@@ -467,17 +467,35 @@ func opBatchDeleteImage(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Deletes in one repository take turns: each decides from what it read
-	// whether a tag is an image's last.
-	mu, _ := c.e.data.locks.LoadOrStore(registryKey(reg.Account, reg.Region)+"/"+r.Name, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	unlock := c.e.data.lockRepo(reg.Account, reg.Region, r.Name)
+	defer unlock()
 	imgs, err := c.e.data.images(c.ctx, reg.Account, reg.Region, r.Name)
 	if err != nil {
 		return nil, err
 	}
+	deleted, failures, err := c.e.data.batchDelete(c.ctx, reg.Account, reg.Region, r.Name, imgs, in.ImageIDs)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"imageIds": deleted, "failures": failures}, nil
+}
+
+// lockRepo makes deletes in one repository take turns: each decides from
+// what it read whether a tag is an image's last. It returns the unlock.
+func (d *dataPlane) lockRepo(account, region, name string) func() {
+	mu, _ := d.locks.LoadOrStore(registryKey(account, region)+"/"+name, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
+}
+
+// batchDelete deletes ids from repository name as BatchDeleteImage does: a
+// tag id untags, a digest id removes the image with all its tags, and an
+// image an index still lists is refused (ImageReferencedByManifestList). imgs
+// are the repository's images, read under lockRepo, which the caller holds;
+// they are updated as images go, so later ids see earlier deletions.
+func (d *dataPlane) batchDelete(ctx context.Context, account, region, name string, imgs []image, ids []imageID) ([]imageID, []imageFailure, error) {
 	deleted, failures := []imageID{}, []imageFailure{}
-	for _, id := range in.ImageIDs {
+	for _, id := range ids {
 		img, code, reason := resolve(imgs, id)
 		if code != "" {
 			failures = append(failures, imageFailure{id, code, reason})
