@@ -514,8 +514,8 @@ func (d *dataPlane) batchDelete(ctx context.Context, account, region, name strin
 				"Requested image referenced by manifest list: [" + strings.Join(parents, ", ") + "]"})
 			continue
 		}
-		if err := c.e.data.deleteImage(c.ctx, reg.Account, reg.Region, r.Name, img.Digest, untag, removeManifest); err != nil {
-			return nil, err
+		if err := d.deleteImage(ctx, account, region, name, img.Digest, untag, removeManifest); err != nil {
+			return nil, nil, err
 		}
 		kept := img.Tags[:0:0]
 		for _, t := range img.Tags {
@@ -534,7 +534,7 @@ func (d *dataPlane) batchDelete(ctx context.Context, account, region, name strin
 			deleted = append(deleted, imageID{ImageDigest: dg})
 		}
 	}
-	return map[string]any{"imageIds": deleted, "failures": failures}, nil
+	return deleted, failures, nil
 }
 
 // parentsOf returns the digests of the stored indexes listing dg.
