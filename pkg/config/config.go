@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ecrgate/ecrgate/pkg/environ"
+	"github.com/ecrgate/ecrgate/pkg/listen"
 )
 
 // Default values, in one place. The audit log and local host defaults depend
@@ -71,11 +73,67 @@ type Config struct {
 	DryRun          bool              // dry_run
 	Templates       []Template        // templates
 	LocalHosts      map[string]string // local_hosts: local proxy host -> ECR registry host
+	// SharedProxies (shared_proxies) maps a shared team proxy host, as it
+	// appears in image names (ecrgate.example.internal:5000), to the ECR
+	// registry host whose token the credential helper hands to it: the
+	// client side of another machine's allow_remote.
+	SharedProxies map[string]string
+	// AllowRemote (allow_remote) makes ecrgate a shared service: listeners
+	// off loopback are allowed (with TLS), and every request carries its
+	// caller's own credentials upstream; ecrgate's own token is never
+	// added.
+	AllowRemote bool
+	TLS         TLS // tls: the registry and intercept listeners' certificate
 
 	// Path is the file the configuration was read from; "" if none.
 	Path string
 
 	src *source // where each key was found; nil for a Config built in code
+}
+
+// TLS names the certificate and key (PEM files) the registry listener and
+// the intercept listener's CONNECT front serve; both or neither. Parse
+// resolves them like audit_log ("~/", relative to the config's directory).
+type TLS struct {
+	CertFile string // cert_file
+	KeyFile  string // key_file
+}
+
+// Enabled reports whether a certificate is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// Listener keys, as CheckListen takes them.
+const (
+	KeyListen          = "listen"
+	KeyAdminListen     = "admin_listen"
+	KeyInterceptListen = "intercept.listen"
+)
+
+// CheckListen returns an error unless the listener of key (KeyListen,
+// KeyAdminListen or KeyInterceptListen) may listen on addr: loopback
+// (listen.CheckLoopback) always; any other address only with allow_remote:
+// true, and for the registry and intercept listeners only with tls: as
+// well (the admin listener stays plain HTTP for kubelet probes and
+// Prometheus, and serves nothing secret). Validate and the server ask this
+// one function.
+func (c *Config) CheckListen(key, addr string) error {
+	loop := listen.CheckLoopback(addr)
+	if loop == nil {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return loop
+	}
+	tlsNeeded := key != KeyAdminListen
+	switch {
+	case !c.AllowRemote && tlsNeeded:
+		return fmt.Errorf("%w; for a shared team proxy set allow_remote: true and tls: {cert_file, key_file}", loop)
+	case !c.AllowRemote:
+		return fmt.Errorf("%w; for a shared team proxy set allow_remote: true", loop)
+	case tlsNeeded && !c.TLS.Enabled():
+		return fmt.Errorf("listen address %q is off loopback, which needs tls: {cert_file, key_file} as well as allow_remote: true: clients send their ECR tokens to it", addr)
+	}
+	return nil
 }
 
 // Intercept configures the CONNECT front that dockerd's HTTPS_PROXY points at.
@@ -368,6 +426,9 @@ func (c *Config) normalize() {
 	for k, v := range c.LocalHosts {
 		c.LocalHosts[k] = strings.ToLower(strings.TrimSuffix(v, "."))
 	}
+	for k, v := range c.SharedProxies {
+		c.SharedProxies[k] = strings.ToLower(strings.TrimSuffix(v, "."))
+	}
 	for i := range c.Templates {
 		t := &c.Templates[i]
 		if t.Prefix != "/" {
@@ -426,6 +487,18 @@ func (c *Config) RegistryConfig(host string) (Registry, bool) {
 func (c *Config) LocalRegistry(local string) (string, bool) {
 	for k, v := range c.LocalHosts {
 		if strings.EqualFold(k, local) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// SharedProxyRegistry returns the ECR registry host whose token the
+// credential helper hands to the shared team proxy host shared (a
+// shared_proxies key, compared without regard to case).
+func (c *Config) SharedProxyRegistry(shared string) (string, bool) {
+	for k, v := range c.SharedProxies {
+		if strings.EqualFold(k, shared) {
 			return v, true
 		}
 	}

@@ -142,15 +142,17 @@ func TestLocalHostsDefault(t *testing.T) {
 		{"no default registry", "listen: 127.0.0.1:5000", nil},
 		{"default listen", "default_registry: " + acct1, map[string]string{"127.0.0.1:5000": acct1, "localhost:5000": acct1}},
 		{"other port", "listen: 127.0.0.1:6000\ndefault_registry: " + acct1, map[string]string{"127.0.0.1:6000": acct1, "localhost:6000": acct1}},
-		{"all addresses", "listen: :5000\ndefault_registry: " + acct1, map[string]string{"127.0.0.1:5000": acct1, "localhost:5000": acct1}},
+		{"all addresses", "listen: :5000\nallow_remote: true\ntls: {cert_file: CERT, key_file: KEY}\ndefault_registry: " + acct1, map[string]string{"127.0.0.1:5000": acct1, "localhost:5000": acct1}},
 		{"IPv6 loopback", "listen: \"[::1]:5000\"\ndefault_registry: " + acct1, map[string]string{"[::1]:5000": acct1, "localhost:5000": acct1}},
 		{"localhost", "listen: localhost:5000\ndefault_registry: " + acct1, map[string]string{"localhost:5000": acct1}},
 		{"upper case host normalized", "default_registry: 123456789012.DKR.ECR.US-EAST-1.AMAZONAWS.COM", map[string]string{"127.0.0.1:5000": acct1, "localhost:5000": acct1}},
 		{"given", "default_registry: " + acct1 + "\nlocal_hosts: {\"ecr.local:5000\": " + acct2 + "}", map[string]string{"ecr.local:5000": acct2}},
 		{"given empty", "default_registry: " + acct1 + "\nlocal_hosts: {}", map[string]string{}},
 	}
+	cert, key := writePair(t, t.TempDir())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.yaml = strings.NewReplacer("CERT", cert, "KEY", key).Replace(tt.yaml)
 			c, err := Parse([]byte(tt.yaml), "config.yaml", testEnv)
 			if err != nil {
 				t.Fatal(err)

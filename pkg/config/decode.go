@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -334,7 +335,14 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				c.Templates = append(c.Templates, d.template(v, k))
 			})
 		},
-		"local_hosts": func(v *yaml.Node, k string) { c.LocalHosts = d.stringMap(v, k) },
+		"local_hosts":    func(v *yaml.Node, k string) { c.LocalHosts = d.stringMap(v, k) },
+		"shared_proxies": func(v *yaml.Node, k string) { c.SharedProxies = d.stringMap(v, k) },
+		"allow_remote": func(v *yaml.Node, k string) {
+			c.AllowRemote, _ = d.boolean(v, k)
+		},
+		"tls": func(v *yaml.Node, k string) {
+			d.mapping(v, k, fields{"cert_file": str(&c.TLS.CertFile), "key_file": str(&c.TLS.KeyFile)})
+		},
 	})
 }
 
@@ -378,14 +386,23 @@ func (d *decoder) resolveFiles(c *Config, env []string) {
 		}
 		return p, nil
 	}
-	if c.AuditLog != "" {
-		p, err := resolve(c.AuditLog)
-		if err != nil {
-			d.errAt(d.src.lines["audit_log"], "audit_log", "%v", err)
-			d.src.bad["audit_log"] = true
-		} else {
-			c.AuditLog = p
+	for _, f := range []struct {
+		key string
+		p   *string
+	}{{"audit_log", &c.AuditLog}, {"tls.cert_file", &c.TLS.CertFile}, {"tls.key_file", &c.TLS.KeyFile}} {
+		if *f.p == "" {
+			continue
 		}
+		p, err := resolve(*f.p)
+		if err != nil {
+			d.errAt(d.src.lines[f.key], f.key, "%v", err)
+			d.src.bad[f.key] = true
+		} else {
+			*f.p = p
+		}
+	}
+	if d.guardPolicies {
+		d.checkKeyPair(c)
 	}
 	for i := range c.Templates {
 		t := &c.Templates[i]
@@ -461,4 +478,25 @@ func errorText(err error) string {
 		return pe.Path + ": " + pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// checkKeyPair reads tls.cert_file and tls.key_file, when both are given,
+// and reports a file that cannot be read or a pair that does not match, so
+// serve fails at start rather than at the first handshake. The credential
+// helper, which serves nothing, does not read them.
+func (d *decoder) checkKeyPair(c *Config) {
+	if c.TLS.CertFile == "" || c.TLS.KeyFile == "" || d.src.bad["tls.cert_file"] || d.src.bad["tls.key_file"] {
+		return
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
+		if _, _, err := readSmallFile(f.path); err != nil {
+			d.errAt(d.src.lines[f.key], f.key, "%v", err)
+			d.src.bad[f.key] = true
+			return
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+		d.errAt(d.src.lines["tls"], "tls", "%s and %s are not a certificate and its private key in PEM: %v", c.TLS.CertFile, c.TLS.KeyFile, err)
+		d.src.bad["tls"] = true
+	}
 }

@@ -51,9 +51,34 @@
 //
 // listen: host:port of the registry-mode proxy, which Docker reaches as
 // localhost:5000/<name> over plain HTTP on loopback. Default 127.0.0.1:5000.
+// An address off loopback (0.0.0.0:5000, a LAN address, a host name other
+// than localhost) needs allow_remote: true and tls; the same holds for
+// intercept.listen.
 //
 // admin_listen: host:port serving /healthz and /metrics. Default
-// 127.0.0.1:5002.
+// 127.0.0.1:5002. Off loopback it needs allow_remote: true, and it stays
+// plain HTTP (kubelet probes and Prometheus scrape it; it serves no
+// tokens and creates nothing).
+//
+// allow_remote: true makes ecrgate a shared team proxy (several replicas
+// behind a Kubernetes Service, say). Default false. Then the listeners may
+// listen off loopback (see listen), and every request, from loopback
+// clients too, goes upstream with its caller's own Authorization: ecrgate
+// never adds its own token, does not answer GET /v2/ itself (a client
+// without credentials meets ECR's own 401 Basic challenge), accepts any
+// Host header (clients name it by its DNS name; browser requests are still
+// refused), and creates a repository only for a caller whose token ECR
+// accepts for that repository of that registry. ecrgate's own AWS identity
+// is used for CreateRepository and the policies only.
+//
+// tls: {cert_file, key_file}: PEM files of the certificate (with its
+// chain) and private key that the registry listener serves HTTPS with, and
+// that wrap the intercept listener's CONNECT front (clients then use an
+// https:// proxy URL). Both or neither; paths as audit_log ("~/", relative
+// to this file's directory). Read and checked as a pair at start; when
+// either file changes (cert-manager renewing a Kubernetes Secret, which
+// swaps a symbolic link), new connections get the new pair, and a pair
+// that fails to load keeps the old one with a warning. TLS 1.2 or later.
 //
 // intercept: the CONNECT front that dockerd's HTTPS_PROXY points at.
 //
@@ -117,6 +142,15 @@
 // default_registry (127.0.0.1:<port> when listen has no host or an
 // unspecified one). An empty mapping ({}) maps nothing.
 //
+// shared_proxies: the client side of a shared team proxy: a mapping from
+// its host, as it appears in image names (ecrgate.example.internal:5000),
+// to the ECR registry host it serves. The credential helper hands that
+// registry's token (the caller's own) to that host, and ecrgate setup
+// docker names the helper for it in Docker's credHelpers. A loopback or
+// localhost name, an ECR host or a local_hosts key is refused: a shared
+// proxy is another machine's ecrgate, reached over TLS, and local_hosts
+// names local proxies, which get no token.
+//
 // templates: what a repository ecrgate creates gets, like ECR's repository
 // creation templates. A name takes the template with the longest prefix it
 // lies under, with an implied trailing '/' ("team" covers team/app and
@@ -177,4 +211,17 @@
 //	    lifecycle_policy: "@lifecycle.json"
 //	    repository_policy: "@pull-from-prod.json"
 //	    tags: {team: platform, cost-center: "42"}
+//
+// A shared team proxy's own file (several replicas, each with it):
+//
+//	listen: 0.0.0.0:5000
+//	admin_listen: 0.0.0.0:5002
+//	allow_remote: true
+//	tls: {cert_file: /etc/ecrgate/tls/tls.crt, key_file: /etc/ecrgate/tls/tls.key}
+//	default_registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com
+//
+// and its clients' files:
+//
+//	shared_proxies:
+//	  ecrgate.example.internal:5000: 123456789012.dkr.ecr.us-east-1.amazonaws.com
 package config

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
+	"github.com/ecrgate/ecrgate/pkg/listen"
 )
 
 // Validate checks c and returns every problem found, joined with
@@ -102,6 +103,9 @@ func (c *Config) problems() []*Error {
 		if p := listenProblem(l.addr); p != "" {
 			v.errf(l.key, "%s", p)
 			continue
+		}
+		if err := c.CheckListen(l.key, l.addr); err != nil {
+			v.errf(l.key, "%v", err)
 		}
 		if other, dup := listeners[l.addr]; dup {
 			v.errf(l.key, "%q is also the address of %s; each listener needs its own", l.addr, other)
@@ -214,6 +218,34 @@ func (c *Config) problems() []*Error {
 		} else if p := registryProblem(reg, false); p != "" {
 			v.errf(k, "%s", p)
 		}
+	}
+	for _, shared := range slices.Sorted(maps.Keys(c.SharedProxies)) {
+		k := mapKey("shared_proxies", shared)
+		switch {
+		case localHostProblem(shared) != "":
+			v.errf(k, "%s", localHostProblem(shared))
+		case listen.IsLoopbackHost(shared):
+			v.errf(k, "%q is this machine: a shared proxy is another machine's ecrgate, reached over TLS; a local proxy goes in local_hosts, which gets no token", shared)
+		default:
+			if _, local := c.LocalRegistry(shared); local {
+				v.errf(k, "%q is also in local_hosts: a host is either a local proxy (no token) or a shared proxy (the caller's token), not both", shared)
+			}
+			if _, err := ecrhost.Parse(shared); err == nil {
+				v.errf(k, "%q is an ECR registry itself; name the shared proxy's host", shared)
+			}
+		}
+		if reg := c.SharedProxies[shared]; reg == "" {
+			v.errf(k, "required (the ECR registry host whose token the credential helper hands to %q)", shared)
+		} else if p := registryProblem(reg, false); p != "" {
+			v.errf(k, "%s", p)
+		}
+	}
+
+	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
+		v.errf("tls.cert_file", "needs tls.key_file as well (the certificate's private key)")
+	}
+	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
+		v.errf("tls.key_file", "needs tls.cert_file as well (the certificate it is the key of)")
 	}
 	return v.errs
 }
