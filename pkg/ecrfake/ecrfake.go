@@ -13,7 +13,10 @@
 //   - STS (AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity) and the
 //     SSO portal's GetRoleCredentials, so every credential source of the AWS
 //     SDK can resolve against it;
-//   - fault injection and call counts, in process and under /_ecrfake/.
+//   - fault injection and call counts, in process and under /_ecrfake/;
+//   - lifecycle policies that run: previews evaluate them, and
+//     ApplyLifecyclePolicies (POST /_ecrfake/lifecycle) expires images as
+//     ECR's lifecycle run would.
 //
 // Clients reach it the way they reach AWS through an endpoint override:
 // AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_SSO (see Env).

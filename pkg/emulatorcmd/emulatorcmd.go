@@ -59,6 +59,7 @@ and runs until interrupted. Test controls live under /_ecrfake/:
   POST /_ecrfake/latency?d=250ms
   POST /_ecrfake/expire-tokens
   POST /_ecrfake/reset
+  POST /_ecrfake/lifecycle?repository=team/app   apply lifecycle policies now
 
 "ecrgate emulator" runs this program with the same arguments.`,
 		Example: `  ecrgate-emulator --listen 127.0.0.1:5080
