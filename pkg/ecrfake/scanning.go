@@ -43,6 +43,16 @@ func (s *imageScan) summary() *scanSummary {
 		FindingSeverityCounts: map[string]int{}}
 }
 
+// scannable reports whether a manifest whose config has mediaType is a
+// container image ECR scans (not an artifact such as a signature or an SBOM).
+func scannable(configMediaType string) bool {
+	switch configMediaType {
+	case "", "application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json":
+		return true
+	}
+	return false
+}
+
 // recordScan stores a completed scan of dg in r. The caller holds st.mu.
 func recordScan(r *repository, dg digest.Digest, now time.Time) {
 	if r.Scans == nil {
@@ -56,7 +66,7 @@ func recordScan(r *repository, dg digest.Digest, now time.Time) {
 // configuration scans on push, the image gets a scan. Indexes are not scanned.
 func (e *Emulator) scanOnPushHook(w http.ResponseWriter, account, region, name string, body []byte) http.ResponseWriter {
 	var f imageFields
-	if err := json.Unmarshal(body, &f); err != nil || f.Manifests != nil {
+	if err := json.Unmarshal(body, &f); err != nil || f.Manifests != nil || (f.Config != nil && !scannable(f.Config.MediaType)) {
 		return w
 	}
 	return &statusHook{ResponseWriter: w, hook: func(code int) {
@@ -126,6 +136,10 @@ func opStartImageScan(c *call) (any, error) {
 	if img.Children != nil || strings.Contains(img.MediaType, "list") || strings.Contains(img.MediaType, "index") {
 		return nil, &awsError{http.StatusBadRequest, "UnsupportedImageTypeException",
 			"The image is not supported for scanning: image indexes and manifest lists cannot be scanned; scan their platform images"}
+	}
+	if !scannable(img.Artifact) {
+		return nil, &awsError{http.StatusBadRequest, "UnsupportedImageTypeException",
+			fmt.Sprintf("The image is not supported for scanning: artifacts of type '%s' are not container images", img.Artifact)}
 	}
 	c.e.st.mu.Lock()
 	defer c.e.st.mu.Unlock()

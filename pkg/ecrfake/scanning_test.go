@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 )
@@ -23,10 +24,17 @@ func TestImageScan(t *testing.T) {
 	ctx := context.Background()
 	e := ecrfake.Start(t, ecrfake.Options{})
 	c := noRetryClient(e)
-	_, p := imageFixture(t, e) // team/app: 1 and latest, 2, multi (an index)
+	rc, p := imageFixture(t, e) // team/app: 1 and latest, 2, multi (an index)
 	one := digestOf(t, p.one)
+	subject, err := partial.Descriptor(p.one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.push(t, "team/app:sbom", ociArtifact(t, sbomType, *subject, nil)); err != nil {
+		t.Fatal(err)
+	}
 
-	_, err := findings(c, "team/app", byTag("1"))
+	_, err = findings(c, "team/app", byTag("1"))
 	wantCode(t, err, "ScanNotFoundException")
 
 	s, err := c.StartImageScan(ctx, &ecr.StartImageScanInput{RepositoryName: aws.String("team/app"), ImageId: &ecrtypes.ImageIdentifier{ImageTag: aws.String("1")}})
@@ -76,6 +84,7 @@ func TestImageScan(t *testing.T) {
 		"no id":              {"team/app", ecrtypes.ImageIdentifier{}, "InvalidParameterException"},
 		"unknown repository": {"team/none", byTag("1"), "RepositoryNotFoundException"},
 		"index":              {"team/app", byTag("multi"), "UnsupportedImageTypeException"},
+		"artifact":           {"team/app", byTag("sbom"), "UnsupportedImageTypeException"},
 	} {
 		_, err := c.StartImageScan(ctx, &ecr.StartImageScanInput{RepositoryName: aws.String(tc.repo), ImageId: &tc.id})
 		if apiCode(err) != tc.code {
@@ -111,6 +120,15 @@ func TestScanOnPush(t *testing.T) {
 	}
 	_, err := findings(c, "team/plain", byTag("1"))
 	wantCode(t, err, "ScanNotFoundException")
+	subject, err := partial.Descriptor(randomImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.push(t, "team/scanned:sbom", ociArtifact(t, sbomType, *subject, nil)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = findings(c, "team/scanned", byTag("sbom"))
+	wantCode(t, err, "ScanNotFoundException") // an artifact is not an image to scan
 
 	// Registry rules override the repository's flag.
 	if _, err := c.PutRegistryScanningConfiguration(ctx, &ecr.PutRegistryScanningConfigurationInput{ScanType: ecrtypes.ScanTypeBasic,
