@@ -103,8 +103,11 @@ func opPutImageTagMutability(c *call) (any, error) {
 	if err := c.e.st.save(); err != nil {
 		return nil, err
 	}
-	return map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "imageTagMutability": mut,
-		"imageTagMutabilityExclusionFilters": r.ExclusionFilters}, nil
+	out := map[string]any{"registryId": reg.Account, "repositoryName": r.Name, "imageTagMutability": mut}
+	if len(r.ExclusionFilters) > 0 {
+		out["imageTagMutabilityExclusionFilters"] = r.ExclusionFilters
+	}
+	return out, nil
 }
 
 func opPutImageScanningConfiguration(c *call) (any, error) {
