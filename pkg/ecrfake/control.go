@@ -841,9 +841,3 @@ func opUntagResource(c *call) (any, error) {
 	r.Tags = kept
 	return map[string]any{}, c.e.st.save()
 }
-
-// errNotImplemented answers an operation the emulator lists but does not
-// implement yet.
-func errNotImplemented(c *call) *awsError {
-	return &awsError{http.StatusBadRequest, "UnsupportedOperationException", "ecrfake does not implement " + c.op + " yet"}
-}
