@@ -4,7 +4,7 @@ PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/ecrgate/ecrgate/pkg/version.Version=$(VERSION)
-E2E_TIMEOUT ?= 30m
+E2E_TIMEOUT ?= 60m
 
 .PHONY: all build test e2e bench demo lint install clean fuzz image release-tools release-snapshot release actionlint
 
@@ -42,6 +42,9 @@ image:
 
 # End-to-end tests drive the real docker CLI, dockerd, skopeo and the AWS CLI
 # against the emulator. They need root (dockerd) and the packages .ci/run installs.
+# The first run on a machine also builds buildx, nerdctl, the docker CLI 29 and
+# Docker Engines 28 and 29 from their Go modules (cached in ~/.cache/ecrgate-e2e),
+# hence the hour.
 e2e: build
 	$(GO) test -race -count=1 -tags e2e -timeout $(E2E_TIMEOUT) -v ./test/e2e/...
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/tls"
@@ -68,31 +69,39 @@ const (
 // and ecrgate's CA trusted), through one `ecrgate serve`. Each cell then
 // checks, at the emulator itself, that the manifest digest the client
 // pushed is there and that CreateRepository ran once per new repository.
-// The matrix (client × mode → pass/fail/skip/n.a. with the reason) is
-// logged at the end.
+// The docker and buildx cells run against every Docker Engine we support
+// (matrixEngines), with the classic image store and with the containerd
+// image store. The matrix (client × engine × store × mode → pass, FAIL,
+// skip or n.a. with the reason) is logged at the end.
 //
 // Tools that are not Debian packages are built on demand through the Go
 // module proxy and cached under os.UserCacheDir()/ecrgate-e2e: the buildx
-// CLI plugin and nerdctl. A missing tool skips its cells, or fails them
-// when CI=true.
+// CLI plugin, nerdctl, the docker CLI 29 and Engines 28 and 29 (in the
+// background, in that order, while the cells that do not need them run).
+// A missing tool skips its cells, or fails them when CI=true.
 func TestClientMatrix(t *testing.T) {
 	began := time.Now()
 	m := &clientMatrix{}
-	t.Cleanup(func() { t.Logf("client matrix (%s):\n%s", time.Since(began).Round(time.Second), m) })
+	t.Cleanup(func() {
+		t.Logf("client matrix (%s):\n%s", time.Since(began).Round(time.Second), m)
+		// E2E_MATRIX_FILE=path keeps the table (Markdown) for a report.
+		if p := os.Getenv("E2E_MATRIX_FILE"); p != "" {
+			if err := os.WriteFile(p, []byte(m.String()+"\n"), 0o644); err != nil {
+				t.Errorf("E2E_MATRIX_FILE: %v", err)
+			}
+		}
+	})
 	// Before HOME changes: the tools are cached under the user's cache dir.
 	tools := startToolBuilds(t)
 	t.Setenv("AWS_CA_BUNDLE", "")
 	os.Unsetenv("AWS_CA_BUNDLE")
 
 	env := startMatrix(t)
-	d := env.dockerd(t) // nil when dockerd cannot run here
-
-	cells := []struct {
-		slug, client string // slug names the cell's repositories and subtest
-		run          func(t *testing.T, c *cell)
-	}{
-		{"docker", "docker (classic)", func(t *testing.T, c *cell) { cellDocker(t, c, d) }},
-		{"buildx", "docker buildx build --push (docker driver)", func(t *testing.T, c *cell) { cellBuildx(t, c, d, tools) }},
+	dockerCells := []matrixClient{
+		{"docker", "docker import + push", func(t *testing.T, c *cell) { cellDocker(t, c, c.d) }},
+		{"buildx", "docker buildx build --push (docker driver)", func(t *testing.T, c *cell) { cellBuildx(t, c, c.d, tools) }},
+	}
+	otherCells := []matrixClient{
 		{"podman", "podman", cellPodman},
 		{"skopeo", "skopeo", cellSkopeo},
 		{"crane", "crane (go-containerregistry)", cellCrane},
@@ -101,16 +110,148 @@ func TestClientMatrix(t *testing.T) {
 		{"oras", "ORAS-style artifact + referrer", cellORAS},
 		{"nerdctl", "nerdctl (containerd + hosts.toml)", func(t *testing.T, c *cell) { cellNerdctl(t, c, tools) }},
 	}
-	for _, cl := range cells {
+	engines := matrixEngines(tools)
+	// Debian's engine first; the built ones last, so their builds overlap
+	// the cells that need no dockerd.
+	for _, e := range engines {
+		if e.dockerd == nil {
+			env.runEngine(t, m, e, dockerCells)
+		}
+	}
+	for _, cl := range otherCells {
 		for _, mode := range []string{modeRegistry, modeIntercept} {
 			env.run(t, m, cl.slug, cl.client, mode, cl.run)
 		}
 	}
+	for _, e := range engines {
+		if e.dockerd != nil {
+			env.runEngine(t, m, e, dockerCells)
+		}
+	}
+}
+
+// matrixClient is one row group of the matrix: a client and its cell.
+type matrixClient struct {
+	slug, client string // slug names the cell's repositories and subtest
+	run          func(t *testing.T, c *cell)
+}
+
+// dockerEngine is a Docker Engine (dockerd and the docker CLI that goes
+// with it) in one image store.
+type dockerEngine struct {
+	slug    string // in subtest and repository names
+	name    string // in the matrix until the daemon tells its version
+	store   string // storeClassic or storeContainerd
+	dockerd *toolBuild
+	cli     *toolBuild // nil with dockerd nil: Debian's dockerdBin and dockerCLI
+	// na, when set, is why this engine cannot run in this store.
+	na string
+}
+
+// storeLabels name the image stores in the matrix.
+var storeLabels = map[string]string{storeClassic: "classic (vfs)", storeContainerd: "containerd (native)"}
+
+// matrixEngines: Debian's dockerd 20.10 (classic store only: the
+// containerd image store came with Engine 24), Engine 28.5.2 and Engine 29
+// built from their modules, each in both stores, driven by the docker CLI
+// 29.10.0.
+func matrixEngines(tools *toolBuilds) []dockerEngine {
+	es := []dockerEngine{
+		{slug: "20.10", name: "20.10 (Debian)", store: storeClassic},
+		{slug: "20.10", name: "20.10 (Debian)", store: storeContainerd,
+			na: "the containerd image store came with Engine 24 (features.containerd-snapshotter)"},
+	}
+	for _, e := range []struct {
+		slug, name string
+		dockerd    *toolBuild
+	}{{"e28", "28.5.2", tools.dockerd28}, {"e29", "29.8.1-dev (moby/v2 " + dockerd29Tool.Version + ")", tools.dockerd29}} {
+		for _, store := range []string{storeClassic, storeContainerd} {
+			es = append(es, dockerEngine{slug: e.slug, name: e.name, store: store, dockerd: e.dockerd, cli: tools.dockerCLI29})
+		}
+	}
+	return es
+}
+
+// binaries waits for the engine's builds and returns its dockerd and
+// docker CLI, or why there are none.
+func (e dockerEngine) binaries() (dockerd, cli, missing string) {
+	if e.dockerd == nil {
+		return dockerdBin, dockerCLI, missingTools(dockerCLI, dockerdBin)
+	}
+	var err error
+	if dockerd, _, err = e.dockerd.wait(); err != nil {
+		return "", "", fmt.Sprintf("dockerd %s could not be built: %v", e.name, err)
+	}
+	if cli, _, err = e.cli.wait(); err != nil {
+		return "", "", fmt.Sprintf("the docker CLI %s could not be built: %v", dockerCLI29Tool.Version, err)
+	}
+	tools := []string{dockerd, cli}
+	if e.store == storeContainerd {
+		tools = append(tools, containerdBin)
+	}
+	return dockerd, cli, missingTools(tools...)
+}
+
+// runEngine runs the docker cells against one engine and store, in a
+// subtest that starts the engine's dockerd and stops it at its end (only
+// one dockerd runs at a time).
+func (m *matrixEnv) runEngine(t *testing.T, mx *clientMatrix, e dockerEngine, cells []matrixClient) {
+	t.Run("engine-"+e.slug+"-"+e.store, func(t *testing.T) {
+		var d *Dockerd
+		engine := cmp.Or(m.engineVersions[e.slug], e.name)
+		store := storeLabels[e.store]
+		var missing string
+		dockerd, cli := "", ""
+		if e.na == "" {
+			dockerd, cli, missing = e.binaries()
+		}
+		ran := 0
+		defer func() {
+			// dockerd did not start: every cell of this engine says so.
+			if ran == 0 && e.na == "" {
+				for _, cl := range cells {
+					for _, mode := range []string{modeRegistry, modeIntercept} {
+						mx.set(cl.client, engine, store, mode, "FAIL", "dockerd did not start; see the log")
+					}
+				}
+			}
+		}()
+		if e.na == "" && missing == "" {
+			d = m.dockerd(t, DockerdOptions{Dockerd: dockerd, CLI: cli, Store: e.store})
+			engine = d.Version
+			if e.dockerd != nil {
+				engine += " (built), CLI " + strings.TrimSuffix(strings.TrimPrefix(dockerCLI29Tool.Version, "v"), "+incompatible")
+			} else {
+				engine += " (Debian)"
+			}
+			m.engineVersions[e.slug] = engine
+			defer d.Stop()
+		}
+		for _, cl := range cells {
+			slug := cl.slug
+			if e.slug != "20.10" {
+				slug += "-" + e.slug + "-" + e.store
+			}
+			for _, mode := range []string{modeRegistry, modeIntercept} {
+				ran++
+				m.runIn(t, mx, cl.slug+"/"+mode, slug, cl.client, engine, store, mode, func(t *testing.T, c *cell) {
+					switch {
+					case e.na != "":
+						c.NotApplicable(e.na)
+					case missing != "":
+						c.Missing(missing)
+					}
+					c.d = d
+					cl.run(t, c)
+				})
+			}
+		}
+	})
 }
 
 // --- the matrix --------------------------------------------------------------
 
-type matrixCell struct{ client, mode, result, detail string }
+type matrixCell struct{ client, engine, store, mode, result, detail string }
 
 // clientMatrix collects the outcome of every cell.
 type clientMatrix struct {
@@ -118,27 +259,50 @@ type clientMatrix struct {
 	cells []matrixCell
 }
 
-func (m *clientMatrix) set(client, mode, result, detail string) {
+func (m *clientMatrix) set(client, engine, store, mode, result, detail string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.cells = append(m.cells, matrixCell{client, mode, result, detail})
+	m.cells = append(m.cells, matrixCell{client, engine, store, mode, result, detail})
 }
 
+// String renders the matrix as a Markdown table.
 func (m *clientMatrix) String() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	w := len("client")
-	for _, c := range m.cells {
-		w = max(w, len(c.client))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-*s  %-9s  %s\n", w, "client", "mode", "result")
+	rows := [][]string{{"client", "engine", "store", "mode", "result"}}
 	for _, c := range m.cells {
 		line := c.result
 		if c.detail != "" {
 			line += ": " + c.detail
 		}
-		fmt.Fprintf(&b, "%-*s  %-9s  %s\n", w, c.client, c.mode, line)
+		rows = append(rows, []string{c.client, c.engine, c.store, c.mode, line})
+	}
+	w := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, f := range r {
+			w[i] = max(w[i], len(f))
+		}
+	}
+	var b strings.Builder
+	line := func(r []string) {
+		b.WriteString("|")
+		for i, f := range r {
+			if i == len(r)-1 {
+				fmt.Fprintf(&b, " %s |\n", f)
+			} else {
+				fmt.Fprintf(&b, " %-*s |", w[i], f)
+			}
+		}
+	}
+	line(rows[0])
+	sep := make([]string, len(w))
+	for i := range w {
+		sep[i] = strings.Repeat("-", w[i])
+	}
+	sep[len(sep)-1] = "---"
+	line(sep)
+	for _, r := range rows[1:] {
+		line(r)
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
@@ -165,11 +329,16 @@ type matrixEnv struct {
 
 	tokMu  sync.Mutex
 	tokens map[string]string // account -> "AWS:<password>"
+
+	caInstalled bool // in /etc/docker/certs.d, for matrixIntercept
+	// engineVersions: engine slug -> what the matrix calls it, once its
+	// dockerd has told its version.
+	engineVersions map[string]string
 }
 
 func startMatrix(t *testing.T) *matrixEnv {
 	t.Helper()
-	m := &matrixEnv{parent: t, bin: binDir(t), tokens: map[string]string{}}
+	m := &matrixEnv{parent: t, bin: binDir(t), tokens: map[string]string{}, engineVersions: map[string]string{}}
 	m.e = ecrfake.Start(t, ecrfake.Options{Accounts: []string{matrixAccount, matrixAccountX}})
 	m.api = ecr.NewFromConfig(aws.Config{Region: m.e.Region(), BaseEndpoint: aws.String(m.e.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider(m.e.AccessKey(), m.e.SecretKey(), "")})
@@ -211,6 +380,8 @@ type cell struct {
 	slug              string
 	created           []string // repositories the cell checked were created
 	note              string
+	// d is the dockerd of the docker cells; nil elsewhere.
+	d *Dockerd
 }
 
 // Repo returns a repository name no other cell uses.
@@ -247,8 +418,14 @@ func (c *cell) Missing(reason string) {
 	c.t.Skipf("%s (set CI=true to make this fatal)", reason)
 }
 
+// run runs a cell that needs no dockerd.
 func (m *matrixEnv) run(t *testing.T, mx *clientMatrix, slug, client, mode string, fn func(*testing.T, *cell)) {
-	t.Run(slug+"/"+mode, func(t *testing.T) {
+	m.runIn(t, mx, slug+"/"+mode, slug, client, "-", "-", mode, fn)
+}
+
+// runIn runs one cell as the subtest name; slug names its repositories.
+func (m *matrixEnv) runIn(t *testing.T, mx *clientMatrix, name, slug, client, engine, store, mode string, fn func(*testing.T, *cell)) {
+	t.Run(name, func(t *testing.T) {
 		c := &cell{matrixEnv: m, t: t, client: client, mode: mode, slug: slug,
 			Host: m.listen, Registry: matrixDefault, Account: matrixAccount}
 		if mode == modeIntercept {
@@ -256,27 +433,28 @@ func (m *matrixEnv) run(t *testing.T, mx *clientMatrix, slug, client, mode strin
 		}
 		before := m.e.Calls("CreateRepository")
 		start := time.Now()
+		set := func(result, detail string) { mx.set(client, engine, store, mode, result, detail) }
 		defer func() {
 			took := time.Since(start).Round(100 * time.Millisecond)
 			switch {
 			case strings.HasPrefix(c.note, "n.a.:"):
-				mx.set(client, mode, "n.a.", strings.TrimPrefix(c.note, "n.a.:"))
+				set("n.a.", strings.TrimPrefix(c.note, "n.a.:"))
 			case t.Skipped():
-				mx.set(client, mode, "skip", c.note)
+				set("skip", c.note)
 			case t.Failed():
-				mx.set(client, mode, "FAIL", c.note)
+				set("FAIL", c.note)
 			default:
 				n := m.e.Calls("CreateRepository") - before
 				if n != len(c.created) {
 					t.Errorf("CreateRepository ran %d times, want once for each of %v", n, c.created)
-					mx.set(client, mode, "FAIL", fmt.Sprintf("CreateRepository ran %d times for %d repositories", n, len(c.created)))
+					set("FAIL", fmt.Sprintf("CreateRepository ran %d times for %d repositories", n, len(c.created)))
 					return
 				}
 				detail := fmt.Sprintf("%s; %d new repo(s), CreateRepository ×%d", took, len(c.created), n)
 				if c.note != "" {
 					detail += "; " + c.note
 				}
-				mx.set(client, mode, "pass", detail)
+				set("pass", detail)
 			}
 		}()
 		fn(t, c)
@@ -442,16 +620,31 @@ func (c *cell) credHelperConfig(dir string) string {
 
 // --- docker and buildx -------------------------------------------------------
 
-// dockerd starts one private dockerd for the docker and buildx cells, with
+// dockerd starts a private dockerd for the docker and buildx cells, with
 // HTTPS_PROXY at the intercept listener and ecrgate's CA installed for
 // matrixIntercept in /etc/docker/certs.d (which dockerd reads; there is no
 // per-daemon certs directory). Registry mode is plain HTTP to a loopback
 // address, which Go's proxy rules never send through a proxy.
-func (m *matrixEnv) dockerd(t *testing.T) *Dockerd {
+func (m *matrixEnv) dockerd(t *testing.T, o DockerdOptions) *Dockerd {
 	t.Helper()
-	if missingTools(dockerCLI, dockerdBin) != "" {
-		return nil
+	m.installCA()
+	o.Env = append(o.Env, "HTTPS_PROXY=http://"+m.ilisten, "https_proxy=http://"+m.ilisten)
+	d := startDockerdWith(t, o)
+	// The CLI (and buildx through it) gets intercept-mode tokens from
+	// docker-credential-ecrgate; registry mode needs none.
+	(&cell{matrixEnv: m, t: t}).credHelperConfig(d.ConfigDir)
+	return d
+}
+
+// installCA installs ecrgate's CA for matrixIntercept in
+// /etc/docker/certs.d for the rest of the matrix test, once.
+func (m *matrixEnv) installCA() {
+	t := m.parent
+	t.Helper()
+	if m.caInstalled {
+		return
 	}
+	m.caInstalled = true
 	certFile := filepath.Join("/etc/docker/certs.d", matrixIntercept, "ca.crt")
 	if _, err := os.Stat(certFile); err == nil {
 		t.Fatalf("%s exists already; refusing to touch a real installation", certFile)
@@ -468,11 +661,6 @@ func (m *matrixEnv) dockerd(t *testing.T) *Dockerd {
 		}
 		os.Remove(filepath.Dir(certFile))
 	})
-	d := startDockerdWith(t, DockerdOptions{Env: []string{"HTTPS_PROXY=http://" + m.ilisten, "https_proxy=http://" + m.ilisten}})
-	// The CLI (and buildx through it) gets intercept-mode tokens from
-	// docker-credential-ecrgate; registry mode needs none.
-	(&cell{matrixEnv: m, t: t}).credHelperConfig(d.ConfigDir)
-	return d
 }
 
 // missingTools names the tools (PATH names or absolute paths) that are
@@ -503,13 +691,10 @@ func (c *cell) dockerRef(repo string) string {
 }
 
 func cellDocker(t *testing.T, c *cell, d *Dockerd) {
-	if d == nil {
-		c.Missing("needs root, " + dockerCLI + " and " + dockerdBin + ": " + missingTools(dockerCLI, dockerdBin))
-	}
 	repo := c.Repo("")
 	ref := c.dockerRef(repo)
 	importImage(t, d, ref)
-	out, err := runCmd(t, c.dockerEnv(d), dockerCLI, "push", ref)
+	out, err := runCmd(t, c.dockerEnv(d), d.CLI, "push", ref)
 	if err != nil {
 		t.Fatalf("docker push %s: %v\n%s", ref, err, out)
 	}
@@ -524,9 +709,6 @@ func cellDocker(t *testing.T, c *cell, d *Dockerd) {
 }
 
 func cellBuildx(t *testing.T, c *cell, d *Dockerd, tools *toolBuilds) {
-	if d == nil {
-		c.Missing("needs root, " + dockerCLI + " and " + dockerdBin + ": " + missingTools(dockerCLI, dockerdBin))
-	}
 	plugin, took, err := tools.buildx.wait()
 	if err != nil {
 		c.Missing("the buildx plugin could not be built: " + err.Error())
@@ -558,7 +740,7 @@ func cellBuildx(t *testing.T, c *cell, d *Dockerd, tools *toolBuilds) {
 	ref := c.dockerRef(repo)
 	meta := filepath.Join(t.TempDir(), "metadata.json")
 	env := append(c.dockerEnv(d), "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
-	out, err := runCmd(t, env, dockerCLI, "buildx", "build", "--builder", "default", "--progress", "plain",
+	out, err := runCmd(t, env, d.CLI, "buildx", "build", "--builder", "default", "--progress", "plain",
 		"--push", "--metadata-file", meta, "-t", ref, ctxDir)
 	if err != nil {
 		t.Fatalf("docker buildx build --push: %v\n%s", err, out)

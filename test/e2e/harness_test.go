@@ -16,6 +16,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -223,7 +224,20 @@ type DockerdOptions struct {
 	Env []string
 	// Args are extra dockerd flags, appended after the harness's own.
 	Args []string
+	// Dockerd and CLI are the daemon and docker CLI binaries; empty means
+	// dockerdBin and dockerCLI (Debian's 20.10).
+	Dockerd, CLI string
+	// Store is storeClassic (the default: the vfs graph driver) or
+	// storeContainerd (the containerd image store, on a private containerd
+	// of its own; Engine 24 and later).
+	Store string
 }
+
+// The image stores a dockerd can run with.
+const (
+	storeClassic    = "classic"
+	storeContainerd = "containerd"
+)
 
 // Dockerd is a private docker daemon started for one test.
 type Dockerd struct {
@@ -235,11 +249,18 @@ type Dockerd struct {
 	// DataRoot, ExecRoot and LogPath are dockerd's --data-root,
 	// --exec-root and log file.
 	DataRoot, ExecRoot, LogPath string
+	// CLI is the docker CLI that goes with this daemon.
+	CLI string
+	// Version is the daemon's ServerVersion; Store its image store.
+	Version, Store string
 
-	baseDir string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when dockerd has exited; then waitErr is set
-	waitErr error
+	baseDir    string
+	containerd *containerdD // the containerd image store's own containerd
+	stopOnce   sync.Once
+	stopFn     func()
+	cmd        *exec.Cmd
+	exited     chan struct{} // closed when dockerd has exited; then waitErr is set
+	waitErr    error
 }
 
 // dockerdMu admits one dockerd at a time: a vfs daemon is heavy, and tests
@@ -303,15 +324,21 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 		DataRoot:  filepath.Join(base, "data"),
 		ExecRoot:  execRoot,
 		LogPath:   filepath.Join(base, "dockerd.log"),
+		CLI:       cmp.Or(o.CLI, dockerCLI),
+		Store:     cmp.Or(o.Store, storeClassic),
 		baseDir:   base,
 		exited:    make(chan struct{}),
 	}
-	t.Cleanup(func() {
+	daemonBin := cmp.Or(o.Dockerd, dockerdBin)
+	d.stopFn = func() {
 		defer release()
 		if t.Failed() {
 			t.Logf("dockerd log (%s), last lines:\n%s", d.LogPath, d.LogTail(80))
 		}
 		d.stop(t)
+		if d.containerd != nil {
+			d.containerd.stop(t)
+		}
 		// A killed dockerd leaves its data root bind-mounted onto itself.
 		unmountUnder(t, d.ExecRoot, d.baseDir)
 		for _, dir := range []string{d.ExecRoot, d.baseDir} {
@@ -319,15 +346,36 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 				t.Logf("remove %s: %v", dir, err)
 			}
 		}
-	})
+	}
+	t.Cleanup(func() { d.Stop() })
 
 	if err := os.MkdirAll(d.ConfigDir, 0o700); err != nil {
 		t.Fatalf("docker config dir: %v", err)
 	}
-	// An empty daemon.json of our own, so a host /etc/docker/daemon.json
-	// (mirrors, hosts, proxies) cannot change the test.
+	// A daemon.json of our own, so a host /etc/docker/daemon.json (mirrors,
+	// hosts, proxies) cannot change the test.
 	daemonJSON := filepath.Join(base, "daemon.json")
-	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
+	config := "{}\n"
+	storageDriver := "vfs"
+	var storeArgs []string
+	switch d.Store {
+	case storeClassic:
+	case storeContainerd:
+		// The containerd image store on Debian's containerd 1.6: the native
+		// snapshotter (no overlayfs on overlayfs) and a containerd of its own,
+		// not one dockerd manages.
+		config = `{"features":{"containerd-snapshotter":true}}` + "\n"
+		storageDriver = "native"
+		c, err := startContainerd(t)
+		if err != nil {
+			t.Fatalf("containerd for the containerd image store: %v", err)
+		}
+		d.containerd = c
+		storeArgs = []string{"--containerd=" + c.Address, "--containerd-namespace=e2e"}
+	default:
+		t.Fatalf("startDockerd: unknown image store %q", d.Store)
+	}
+	if err := os.WriteFile(daemonJSON, []byte(config), 0o600); err != nil {
 		t.Fatalf("daemon.json: %v", err)
 	}
 	logf, err := os.Create(d.LogPath)
@@ -338,7 +386,7 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 
 	args := []string{
 		"--config-file=" + daemonJSON,
-		"--storage-driver=vfs",
+		"--storage-driver=" + storageDriver,
 		"--iptables=false",
 		"--ip6tables=false",
 		"--bridge=none",
@@ -347,8 +395,9 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 		"--pidfile=" + filepath.Join(base, "docker.pid"),
 		"--host=" + d.Host,
 	}
+	args = append(args, storeArgs...)
 	args = append(args, o.Args...)
-	cmd := exec.Command(dockerdBin, args...)
+	cmd := exec.Command(daemonBin, args...)
 	env := append(baseEnv(t),
 		"HTTP_PROXY=", "HTTPS_PROXY=", "NO_PROXY=",
 		"http_proxy=", "https_proxy=", "no_proxy=",
@@ -358,7 +407,7 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 	cmd.Stderr = logf
 	// Its own process group, so stop can signal everything it left behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	t.Logf("$ %s", redactedCmdline(dockerdBin, args))
+	t.Logf("$ %s", redactedCmdline(daemonBin, args))
 	if err := cmd.Start(); err != nil {
 		close(d.exited)
 		t.Fatalf("start dockerd: %v", err)
@@ -379,7 +428,8 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 		}
 		out, err := d.probe()
 		if err == nil {
-			t.Logf("dockerd %s ready on %s", strings.TrimSpace(out), d.Host)
+			d.Version = strings.TrimSpace(out)
+			t.Logf("dockerd %s (%s store) ready on %s", d.Version, d.Store, d.Host)
 			return d
 		}
 		lastOut = out
@@ -394,7 +444,7 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 func (d *Dockerd) probe() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, dockerCLI, "info", "--format", "{{.ServerVersion}}")
+	cmd := exec.CommandContext(ctx, d.CLI, "info", "--format", "{{.ServerVersion}}")
 	// Not the test's environment: DOCKER_CONTEXT or DOCKER_TLS_VERIFY there
 	// would point the CLI elsewhere.
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.baseDir}, d.Env()...)
@@ -416,13 +466,13 @@ func (d *Dockerd) Env() []string {
 // output.
 func (d *Dockerd) Docker(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	return runCmd(t, d.Env(), dockerCLI, args...)
+	return runCmd(t, d.Env(), d.CLI, args...)
 }
 
 // DockerIn is Docker with stdin.
 func (d *Dockerd) DockerIn(t *testing.T, stdin io.Reader, args ...string) (string, error) {
 	t.Helper()
-	return runCmdIn(t, d.Env(), stdin, dockerCLI, args...)
+	return runCmdIn(t, d.Env(), stdin, d.CLI, args...)
 }
 
 // MustDocker is Docker that fails the test, with the output, on error.
@@ -458,6 +508,11 @@ func (d *Dockerd) LogTail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Stop stops the daemon (and the containerd of its image store) and removes
+// its directories, before the test ends if the test wants to start another
+// dockerd; the test's cleanup calls it too. Only the first call acts.
+func (d *Dockerd) Stop() { d.stopOnce.Do(d.stopFn) }
 
 // stop sends SIGTERM, waits, then SIGKILLs dockerd's process group, and
 // finally kills the managed containerd if dockerd left it behind.

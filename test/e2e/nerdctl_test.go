@@ -30,6 +30,7 @@ type containerdD struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	logPath string
+	stopped sync.Once
 }
 
 var (
@@ -90,21 +91,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		return nil, fmt.Errorf("start containerd: %w", err)
 	}
 	go func() { _ = c.cmd.Wait(); close(c.exited) }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-			<-c.exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(c.logPath)
-			t.Logf("containerd log, last lines:\n%s", tailLines(string(b), 40))
-		}
-		unmountUnder(t, dir)
-		os.RemoveAll(dir)
-	})
+	t.Cleanup(func() { c.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if st, err := os.Stat(c.Address); err == nil && st.Mode()&fs.ModeSocket != 0 {
@@ -121,6 +108,27 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// stop stops containerd (SIGTERM, then SIGKILL to its process group) and
+// removes its directory; only the first call does anything.
+func (c *containerdD) stop(t *testing.T) {
+	t.Helper()
+	c.stopped.Do(func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			<-c.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(c.logPath)
+			t.Logf("containerd log, last lines:\n%s", tailLines(string(b), 40))
+		}
+		unmountUnder(t, c.dir)
+		os.RemoveAll(c.dir)
+	})
 }
 
 // cellNerdctl: nerdctl (containerd's client library) loads an image into
