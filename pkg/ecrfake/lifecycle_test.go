@@ -372,4 +372,10 @@ func TestPutLifecyclePolicyValidatesRules(t *testing.T) {
 			t.Errorf("error %q, want it to contain %q", err, tc.want)
 		}
 	}
+	// The newer parts of the syntax are accepted (and not evaluated).
+	archive := lcPolicy(`{"rulePriority":1,"selection":{"tagStatus":"any","storageClass":"standard","countType":"sinceImagePulled","countUnit":"days","countNumber":30},"action":{"type":"transition","targetStorageClass":"archive"}}`,
+		`{"rulePriority":2,"selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":90},"action":{"type":"expire"}}`)
+	if _, err := c.PutLifecyclePolicy(context.Background(), &ecr.PutLifecyclePolicyInput{RepositoryName: aws.String("team/app"), LifecyclePolicyText: aws.String(archive)}); err != nil {
+		t.Errorf("archive policy refused: %v", err)
+	}
 }

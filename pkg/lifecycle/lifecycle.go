@@ -12,7 +12,8 @@
 //     rule expires it) is never marked by a later rule, but later rules still
 //     count it, "as if it had not been expired", for imageCountMoreThan;
 //   - tagPrefixList and tagPatternList select an image only if every listed
-//     prefix or pattern matches at least one of its tags;
+//     prefix or pattern matches at least one of its tags; selection.storageClass
+//     ("standard", the default, or "archive") selects images of that class;
 //   - imageCountMoreThan keeps the newest countNumber images by push time and
 //     marks the rest; sinceImagePushed marks images pushed more than
 //     countNumber days before now.
@@ -20,6 +21,9 @@
 // Choices where the documentation is silent, so that results are
 // deterministic and safe to apply:
 //
+//   - "any" must be the last rule and "untagged" may appear once among the
+//     rules of one storage class (the documentation predates storage
+//     classes and says so of the whole policy);
 //   - images pushed at the same instant are ordered by digest: the smaller
 //     digest counts as the newer one;
 //   - an image pushed exactly countNumber days ago is not yet expired;
@@ -75,6 +79,12 @@ const (
 	Transition ActionType = "transition"
 )
 
+// Storage classes of images and of a rule's selection.
+const (
+	StorageStandard = "standard"
+	StorageArchive  = "archive"
+)
+
 // maxWildcards is ECR's limit of '*' in one tagPatternList entry.
 const maxWildcards = 4
 
@@ -88,10 +98,13 @@ type Rule struct {
 	TagStatus      TagStatus
 	TagPrefixList  []string
 	TagPatternList []string
-	CountType      CountType
-	CountUnit      string // "days" for the since* count types, else ""
-	CountNumber    int
-	Action         ActionType
+	// StorageClass is the storage class the rule selects from: "standard"
+	// (also when the policy leaves it out) or "archive".
+	StorageClass string
+	CountType    CountType
+	CountUnit    string // "days" for the since* count types, else ""
+	CountNumber  int
+	Action       ActionType
 	// TargetStorageClass is "archive" for a transition action.
 	TargetStorageClass string
 }
@@ -113,6 +126,8 @@ type Image struct {
 	Digest   string
 	Tags     []string
 	PushedAt time.Time
+	// StorageClass is "standard" (or "") or "archive".
+	StorageClass string
 	// Children are the digests an image index lists (empty for an image).
 	Children []string
 }
@@ -150,18 +165,24 @@ func Parse(text string) (Policy, error) {
 		p.Rules = append(p.Rules, r)
 	}
 	sort.SliceStable(p.Rules, func(a, b int) bool { return p.Rules[a].Priority < p.Rules[b].Priority })
-	untagged := -1
-	for i, r := range p.Rules {
+	// The two ordering constraints hold among the rules of one storage class:
+	// the classes select disjoint sets of images.
+	lastOfClass := map[string]int{}
+	for _, r := range p.Rules {
+		lastOfClass[r.StorageClass] = r.Priority
+	}
+	untagged := map[string]int{}
+	for _, r := range p.Rules {
 		switch r.TagStatus {
 		case Any:
-			if i != len(p.Rules)-1 {
-				return Policy{}, fmt.Errorf("rule with rulePriority %d: tagStatus \"any\" must be on the rule with the highest rulePriority, but rulePriority %d is higher", r.Priority, p.Rules[len(p.Rules)-1].Priority)
+			if last := lastOfClass[r.StorageClass]; r.Priority != last {
+				return Policy{}, fmt.Errorf("rule with rulePriority %d: tagStatus \"any\" must be on the rule with the highest rulePriority (of storageClass %q), but rulePriority %d is higher", r.Priority, r.StorageClass, last)
 			}
 		case Untagged:
-			if untagged >= 0 {
-				return Policy{}, fmt.Errorf("rules with rulePriority %d and %d both select tagStatus \"untagged\": only one rule may", untagged, r.Priority)
+			if prev, dup := untagged[r.StorageClass]; dup {
+				return Policy{}, fmt.Errorf("rules with rulePriority %d and %d both select tagStatus \"untagged\" (of storageClass %q): only one rule may", prev, r.Priority, r.StorageClass)
 			}
-			untagged = r.Priority
+			untagged[r.StorageClass] = r.Priority
 		}
 	}
 	return p, nil
@@ -208,6 +229,7 @@ type selectionJSON struct {
 	TagStatus      string   `json:"tagStatus"`
 	TagPrefixList  []string `json:"tagPrefixList"`
 	TagPatternList []string `json:"tagPatternList"`
+	StorageClass   string   `json:"storageClass"`
 	CountType      string   `json:"countType"`
 	CountUnit      *string  `json:"countUnit"`
 	CountNumber    *int     `json:"countNumber"`
@@ -238,7 +260,7 @@ func parseRule(raw json.RawMessage) (Rule, error) {
 		return r, errors.New("selection is required")
 	}
 	var sel selectionJSON
-	if err := strictDecode(in.Selection, &sel, "tagStatus", "tagPrefixList", "tagPatternList", "countType", "countUnit", "countNumber"); err != nil {
+	if err := strictDecode(in.Selection, &sel, "tagStatus", "tagPrefixList", "tagPatternList", "storageClass", "countType", "countUnit", "countNumber"); err != nil {
 		return r, fmt.Errorf("selection: %w", err)
 	}
 	if err := r.parseSelection(sel); err != nil {
@@ -257,7 +279,7 @@ func parseRule(raw json.RawMessage) (Rule, error) {
 			return r, errors.New("action.targetStorageClass is only allowed with action type \"transition\"")
 		}
 	case Transition:
-		if act.TargetStorageClass != "archive" {
+		if act.TargetStorageClass != StorageArchive {
 			return r, fmt.Errorf("action.targetStorageClass %q must be \"archive\" for action type \"transition\"", act.TargetStorageClass)
 		}
 	case "":
@@ -307,6 +329,14 @@ func (r *Rule) parseSelection(sel selectionJSON) error {
 	default:
 		return fmt.Errorf("tagStatus %q must be \"tagged\", \"untagged\" or \"any\"", sel.TagStatus)
 	}
+	switch sel.StorageClass {
+	case "", StorageStandard:
+		r.StorageClass = StorageStandard
+	case StorageArchive:
+		r.StorageClass = StorageArchive
+	default:
+		return fmt.Errorf("storageClass %q must be \"standard\" or \"archive\"", sel.StorageClass)
+	}
 	r.CountType = CountType(sel.CountType)
 	switch r.CountType {
 	case ImageCountMoreThan:
@@ -336,8 +366,12 @@ func (r *Rule) parseSelection(sel selectionJSON) error {
 	return nil
 }
 
-// selects reports whether img meets the tag requirements of r.
+// selects reports whether img meets the tag (and storage class)
+// requirements of r.
 func (r Rule) selects(img Image) bool {
+	if (img.StorageClass == StorageArchive) != (r.StorageClass == StorageArchive) {
+		return false
+	}
 	switch r.TagStatus {
 	case Any:
 		return true

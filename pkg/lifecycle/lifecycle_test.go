@@ -160,6 +160,26 @@ func TestEvaluate(t *testing.T) {
 			want: map[string]int{"idx": 1, "amd64": 1},
 		},
 		{
+			name: "storageClass: a rule selects only images of its class (standard when left out)",
+			policy: policy(
+				rule(1, `{"tagStatus":"any","storageClass":"archive","countType":"sinceImagePushed","countUnit":"days","countNumber":1}`, ""),
+			),
+			images: []Image{
+				{Digest: "arch", Tags: []string{"a"}, PushedAt: now.Add(-9 * day), StorageClass: StorageArchive},
+				img("std", 9, "s"),
+			},
+			want: map[string]int{"arch": 1},
+		},
+		{
+			name:   "storageClass standard is the default",
+			policy: policy(rule(1, `{"tagStatus":"any","storageClass":"standard","countType":"imageCountMoreThan","countNumber":1}`, "")),
+			images: []Image{
+				{Digest: "arch", PushedAt: now.Add(-9 * day), StorageClass: StorageArchive},
+				img("std1", 8), img("std2", 7), {Digest: "std3", PushedAt: now.Add(-6 * day), StorageClass: StorageStandard},
+			},
+			want: map[string]int{"std1": 1, "std2": 1},
+		},
+		{
 			name: "rules not evaluated claim their images but expire none",
 			policy: policy(
 				rule(1, `{"tagStatus":"tagged","tagPrefixList":["old"],"countType":"sinceImagePulled","countUnit":"days","countNumber":1}`, ""),
@@ -236,8 +256,8 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Rule{
-		{Priority: 2, TagStatus: Untagged, CountType: ImageCountMoreThan, CountNumber: 1, Action: Expire},
-		{Priority: 10, Description: "old dev", TagStatus: Tagged, TagPatternList: []string{"dev-*"}, CountType: SinceImagePushed,
+		{Priority: 2, TagStatus: Untagged, StorageClass: StorageStandard, CountType: ImageCountMoreThan, CountNumber: 1, Action: Expire},
+		{Priority: 10, Description: "old dev", TagStatus: Tagged, TagPatternList: []string{"dev-*"}, StorageClass: StorageStandard, CountType: SinceImagePushed,
 			CountUnit: "days", CountNumber: 7, Action: Expire},
 	}
 	if fmt.Sprint(p.Rules) != fmt.Sprint(want) {
@@ -271,10 +291,12 @@ func TestParseErrors(t *testing.T) {
 		{"missing countNumber", policy(rule(1, `{"tagStatus":"any","countType":"imageCountMoreThan"}`, "")), []string{"countNumber is required"}},
 		{"zero countNumber", policy(rule(1, `{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":0}`, "")), []string{"countNumber 0"}},
 		{"fractional countNumber", policy(rule(1, `{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1.5}`, "")), []string{"rules[0] (rulePriority 1)", "countNumber"}},
+		{"bad storageClass", policy(rule(1, `{"tagStatus":"any","storageClass":"glacier","countType":"imageCountMoreThan","countNumber":1}`, "")), []string{`storageClass "glacier"`}},
 		{"bad action", policy(rule(1, `{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}`, `{"type":"delete"}`)), []string{`action.type "delete"`}},
 		{"transition without class", policy(rule(1, `{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}`, `{"type":"transition"}`)), []string{"targetStorageClass"}},
 		{"missing action", policy(`{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}}`), []string{"action is required"}},
 		{"any not last", policy(any1, rule(2, `{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}`, "")), []string{"rulePriority 1", `"any" must be on the rule with the highest rulePriority`}},
+		{"any not last among archive rules", policy(rule(1, `{"tagStatus":"any","storageClass":"archive","countType":"imageCountMoreThan","countNumber":1}`, ""), rule(2, `{"tagStatus":"untagged","storageClass":"archive","countType":"imageCountMoreThan","countNumber":1}`, "")), []string{"rulePriority 1", `"archive"`}},
 		{"two untagged rules", policy(rule(1, `{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}`, ""), rule(2, `{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":5}`, "")), []string{"rulePriority 1 and 2", "only one rule"}},
 	}
 	for _, tc := range tests {
