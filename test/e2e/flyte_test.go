@@ -120,7 +120,6 @@ func mustBuilt(t *testing.T, b *toolBuild) string {
 }
 
 func flyteImageSpec(t *testing.T, e *ecrfake.Emulator, d *Dockerd, buildxPlugin string, helperEnv []string, repo string) {
-	t.Helper()
 	pluginDir := filepath.Join(d.ConfigDir, "cli-plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -18,9 +18,14 @@ import (
 // docker-credential-ecrgate, and an unchanged
 // `docker push <acct>.dkr.ecr.<region>.amazonaws.com/brand-new/app:1` to a
 // repository that does not exist succeeds on the first attempt; the ECR
-// host never has to resolve.
+// host never has to resolve. It runs against Debian's dockerd 20.10 and
+// against Engines 28.5.2 and 29 (built from their modules, with the docker
+// CLI 29) in the classic and the containerd image store.
 func TestInterceptModeDockerPush(t *testing.T) {
 	requireTools(t, dockerCLI, dockerdBin)
+	// Before HOME changes: the tools are cached under the user's cache dir.
+	b := startBuilds(t, dockerCLI29Tool, dockerd28Tool, dockerd29Tool)
+	cli29, d28, d29 := b[0], b[1], b[2]
 	bin := binDir(t)
 	const host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 	e := ecrfake.Start(t, ecrfake.Options{})
@@ -51,7 +56,32 @@ func TestInterceptModeDockerPush(t *testing.T) {
 	startServe(t, e, "intercept:\n  listen: "+ilisten+"\ntemplates:\n  - prefix: brand-new\n    image_tag_mutability: IMMUTABLE\n    tags: {via: intercept}\n",
 		"XDG_DATA_HOME="+data)
 
-	d := startDockerdWith(t, DockerdOptions{Env: []string{"HTTPS_PROXY=http://" + ilisten, "https_proxy=http://" + ilisten, "NO_PROXY=", "no_proxy="}})
+	for _, eng := range []struct {
+		name, store string
+		dockerd     *toolBuild // nil: Debian's dockerd and docker CLI
+	}{
+		{"20.10", storeClassic, nil},
+		{"28", storeClassic, d28}, {"28", storeContainerd, d28},
+		{"29", storeClassic, d29}, {"29", storeContainerd, d29},
+	} {
+		t.Run("engine-"+eng.name+"-"+eng.store, func(t *testing.T) {
+			o := DockerdOptions{Store: eng.store,
+				Env: []string{"HTTPS_PROXY=http://" + ilisten, "https_proxy=http://" + ilisten, "NO_PROXY=", "no_proxy="}}
+			suffix := ""
+			if eng.dockerd != nil {
+				o.Dockerd, o.CLI = mustBuilt(t, eng.dockerd), mustBuilt(t, cli29)
+				suffix = "-e" + eng.name + "-" + eng.store
+			}
+			interceptDockerPush(t, e, startDockerdWith(t, o), bin, host, suffix)
+		})
+	}
+}
+
+// interceptDockerPush pushes brand-new/app<suffix> through intercept mode
+// with d, pulls it back, and checks that a push without credentials is
+// refused and creates nothing.
+func interceptDockerPush(t *testing.T, e *ecrfake.Emulator, d *Dockerd, bin, host, suffix string) {
+	defer d.Stop()
 	cfg, _ := json.Marshal(map[string]any{"credHelpers": map[string]string{host: "ecrgate"}})
 	if err := os.WriteFile(filepath.Join(d.ConfigDir, "config.json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
@@ -61,9 +91,10 @@ func TestInterceptModeDockerPush(t *testing.T) {
 	cache := t.TempDir()
 	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CACHE_HOME="+cache)
 
-	ref := host + "/brand-new/app:1"
+	repo := "brand-new/app" + suffix
+	ref := host + "/" + repo + ":1"
 	importImage(t, d, ref)
-	out, err := runCmd(t, env, dockerCLI, "push", ref)
+	out, err := runCmd(t, env, d.CLI, "push", ref)
 	if err != nil {
 		t.Fatalf("docker push %s through intercept mode: %v\n%s", ref, err, out)
 	}
@@ -72,14 +103,14 @@ func TestInterceptModeDockerPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, ok := e.Repository("", "brand-new/app")
+	info, ok := e.Repository("", repo)
 	if !ok || info.TagMutability != "IMMUTABLE" || info.Tags["via"] != "intercept" {
 		t.Fatalf("repository = %+v (%v)", info, ok)
 	}
-	mustRun(t, env, dockerCLI, "rmi", ref)
-	mustRun(t, env, dockerCLI, "pull", ref)
-	got := strings.TrimSpace(mustRun(t, env, dockerCLI, "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref))
-	if got != host+"/brand-new/app@"+pushed {
+	mustRun(t, env, d.CLI, "rmi", ref)
+	mustRun(t, env, d.CLI, "pull", ref)
+	got := strings.TrimSpace(mustRun(t, env, d.CLI, "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref))
+	if got != host+"/"+repo+"@"+pushed {
 		t.Fatalf("pulled %s, pushed %s", got, pushed)
 	}
 	t.Logf("docker pull %s: %s", ref, got)
@@ -95,14 +126,14 @@ func TestInterceptModeDockerPush(t *testing.T) {
 
 	// Without the helper, the same push is refused and creates nothing.
 	noHelper := t.TempDir()
-	ref2 := host + "/brand-new/anonymous:1"
-	mustRun(t, env, dockerCLI, "tag", ref, ref2)
-	out, err = runCmd(t, append(env, "DOCKER_CONFIG="+noHelper), dockerCLI, "push", ref2)
+	ref2 := host + "/brand-new/anonymous" + suffix + ":1"
+	mustRun(t, env, d.CLI, "tag", ref, ref2)
+	out, err = runCmd(t, append(env, "DOCKER_CONFIG="+noHelper), d.CLI, "push", ref2)
 	if err == nil {
 		t.Fatalf("push without credentials through intercept mode succeeded:\n%s", out)
 	}
 	t.Logf("docker push without a credential helper:\n%s", out)
-	if _, ok := e.Repository("", "brand-new/anonymous"); ok {
-		t.Errorf("a push without credentials created brand-new/anonymous")
+	if _, ok := e.Repository("", "brand-new/anonymous"+suffix); ok {
+		t.Errorf("a push without credentials created brand-new/anonymous%s", suffix)
 	}
 }
