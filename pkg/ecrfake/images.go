@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
 	"slices"
@@ -237,6 +238,7 @@ type imageDetail struct {
 	ImagePushedAt          float64  `json:"imagePushedAt"`
 	ImageManifestMediaType string   `json:"imageManifestMediaType,omitempty"`
 	ArtifactMediaType      string   `json:"artifactMediaType,omitempty"`
+	LastRecordedPullTime   float64  `json:"lastRecordedPullTime,omitempty"`
 	// Set for scanned images (scanning.go).
 	ImageScanStatus          *scanStatus  `json:"imageScanStatus,omitempty"`
 	ImageScanFindingsSummary *scanSummary `json:"imageScanFindingsSummary,omitempty"`
@@ -280,10 +282,16 @@ func opDescribeImages(c *call) (any, error) {
 		return nil, err
 	}
 	scans := c.e.scanSummaries(r)
+	c.e.st.mu.Lock()
+	pulled := maps.Clone(r.LastPulled)
+	c.e.st.mu.Unlock()
 	detail := func(img *image) imageDetail {
 		d := imageDetail{RegistryID: reg.Account, RepositoryName: r.Name, ImageDigest: img.Digest.String(),
 			ImageTags: img.Tags, ImageSizeInBytes: img.Size, ImagePushedAt: epoch(img.PushedAt),
 			ImageManifestMediaType: img.MediaType, ArtifactMediaType: img.Artifact}
+		if t, ok := pulled[d.ImageDigest]; ok {
+			d.LastRecordedPullTime = epoch(t)
+		}
 		if s := scans[d.ImageDigest]; s != nil {
 			d.ImageScanStatus, d.ImageScanFindingsSummary = &scanStatus{scanComplete, scanCompleteDescription}, s
 		}
@@ -433,6 +441,7 @@ func opBatchGetImage(c *call) (any, error) {
 			continue
 		}
 		got := imageID{ImageDigest: img.Digest.String(), ImageTag: id.ImageTag}
+		c.e.recordPull(reg.Account, reg.Region, r.Name, got.ImageDigest, c.cred.ARN)
 		images = append(images, imageOut{RegistryID: reg.Account, RepositoryName: r.Name, ImageID: got,
 			ImageManifest: string(img.Body), ImageManifestMediaType: img.MediaType})
 	}
