@@ -217,3 +217,12 @@ func IsLoopbackHost(hostport string) bool {
 	ip, err := netip.ParseAddr(h)
 	return err == nil && ip.Unmap().IsLoopback()
 }
+
+// Remote listens on addr (host:port) without the loopback check of TCP:
+// only for a listener that config.Config.CheckListen allowed off loopback
+// (allow_remote: true, with TLS for the registry and intercept listeners).
+// Socket activation still passes loopback sockets only (Listeners).
+func Remote(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	return lc.Listen(ctx, "tcp", addr)
+}

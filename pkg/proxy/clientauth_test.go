@@ -1,8 +1,9 @@
 package proxy_test
 
 // Intercept mode creates a repository only for a client whose own
-// credentials the registry accepts (issue #11, B2), checked with GET /v2/
-// and trusted for VerifyTTL by a fingerprint.
+// credentials the registry accepts for that repository (issue #11, B2;
+// issue #15), checked with a HEAD of a blob in the repository and trusted
+// for VerifyTTL by a fingerprint.
 
 import (
 	"context"
@@ -56,11 +57,13 @@ func TestInterceptVerifiesClientBeforeCreating(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := "Basic " + base64.StdEncoding.EncodeToString([]byte(tok.Username+":"+tok.Password))
-	// checks counts the GET /v2/ the proxy sent with auth.
-	checks := func(auth string) int {
+	// checks counts the probes the proxy sent with auth (for repo, or
+	// for any repository when repo is "").
+	checks := func(auth string, repo ...string) int {
 		n := 0
 		for _, s := range f.front.registry() {
-			if s.method == http.MethodGet && s.path == "/v2/" && s.auth == auth {
+			if s.method == http.MethodHead && strings.HasSuffix(s.path, "/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") && s.auth == auth &&
+				(len(repo) == 0 || s.path == "/v2/"+repo[0]+"/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") {
 				n++
 			}
 		}
@@ -90,25 +93,31 @@ func TestInterceptVerifiesClientBeforeCreating(t *testing.T) {
 		}
 	}
 
-	// Good credentials: checked once, then trusted for the TTL.
+	// Good credentials: checked once per repository, then trusted for the TTL.
 	if resp := post("verify/a", good); resp.StatusCode != http.StatusAccepted || !created("verify/a") {
 		t.Fatalf("first push with good credentials: %d, created %v", resp.StatusCode, created("verify/a"))
 	}
-	if n := checks(good); n != 1 {
+	if n := checks(good, "verify/a"); n != 1 {
 		t.Errorf("%d checks of the client's credentials, want 1", n)
 	}
 	clock.add(ttl - time.Second)
-	if resp := post("verify/b", good); resp.StatusCode != http.StatusAccepted || !created("verify/b") {
+	if resp := post("verify/a", good); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("second push within the TTL: %d", resp.StatusCode)
 	}
-	if n := checks(good); n != 1 {
+	if n := checks(good, "verify/a"); n != 1 {
 		t.Errorf("%d checks within the TTL, want 1", n)
 	}
+	if resp := post("verify/b", good); resp.StatusCode != http.StatusAccepted || !created("verify/b") {
+		t.Errorf("push to another repository: %d", resp.StatusCode)
+	}
+	if n := checks(good, "verify/b"); n != 1 {
+		t.Errorf("%d checks for another repository, want 1 of its own", n)
+	}
 	clock.add(2 * time.Second)
-	if resp := post("verify/c", good); resp.StatusCode != http.StatusAccepted || !created("verify/c") {
+	if resp := post("verify/a", good); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("push after the TTL: %d", resp.StatusCode)
 	}
-	if n := checks(good); n != 2 {
+	if n := checks(good, "verify/a"); n != 2 {
 		t.Errorf("%d checks after the TTL ran out, want 2", n)
 	}
 
@@ -142,7 +151,7 @@ func TestInterceptVerifiesClientBeforeCreating(t *testing.T) {
 	}
 	// The client's credentials go upstream untouched, never the proxy's token.
 	for _, s := range f.front.registry() {
-		if strings.HasPrefix(s.path, "/v2/verify/") && s.auth != good {
+		if strings.HasPrefix(s.path, "/v2/verify/") && !strings.HasPrefix(s.path, "/v2/verify/bad/") && s.auth != good {
 			t.Errorf("%s %s reached the upstream with credentials other than the client's", s.method, s.path)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
 	"github.com/ecrgate/ecrgate/pkg/regerr"
+	"github.com/ecrgate/ecrgate/pkg/repocreate"
 	"github.com/ecrgate/ecrgate/pkg/respwriter"
 )
 
@@ -62,20 +63,28 @@ type Target struct {
 type Mode int
 
 const (
-	// RegistryMode (localhost:5000/<name>): every request upstream carries
-	// the proxy's own token; an Authorization header a client sends is
-	// dropped, never forwarded.
+	// RegistryMode (localhost:5000/<name> on loopback): every request
+	// upstream carries the proxy's own token; an Authorization header a
+	// client sends is dropped, never forwarded.
 	RegistryMode Mode = iota
 	// InterceptMode (dockerd's HTTPS_PROXY, the real ECR host name): every
 	// request carries the client's own Authorization and nothing else;
 	// the proxy's token is never added. Docker meets ECR's own 401
 	// challenge and uses its credential helper. A request that would
-	// create a repository is refused with that challenge unless the
-	// upstream accepts its credentials (checked with GET /v2/, remembered
-	// for VerifyTTL): anyone who can reach the listener could otherwise
-	// make ecrgate create repositories with its own AWS identity.
+	// create a repository is refused unless the upstream accepts its
+	// credentials for that repository (see verifyClient): anyone who can
+	// reach the listener could otherwise make ecrgate create repositories
+	// with its own AWS identity.
 	InterceptMode
+	// CallerMode is the registry listener of a shared team proxy
+	// (allow_remote: true): the credentials of InterceptMode, the caller's
+	// own and nothing else, for every client, loopback ones included,
+	// under registry-mode names (ecrgate.example.internal:5000/<name>).
+	CallerMode
 )
+
+// ownToken reports whether m sends the proxy's own token upstream.
+func (m Mode) ownToken() bool { return m == RegistryMode }
 
 func (m Mode) String() string {
 	switch m {
@@ -83,6 +92,8 @@ func (m Mode) String() string {
 		return "registry"
 	case InterceptMode:
 		return "intercept"
+	case CallerMode:
+		return "caller"
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
@@ -96,7 +107,7 @@ type Options struct {
 	// Mode says whose credentials go upstream (default RegistryMode).
 	Mode Mode
 	// AnswerPing answers GET /v2/ itself, so Docker sends no credentials.
-	// Registry mode only: New refuses it in InterceptMode.
+	// Registry mode only: New refuses it in InterceptMode and CallerMode.
 	AnswerPing bool
 	Ensurer    Ensurer
 	Tokens     Tokens
@@ -112,8 +123,10 @@ type Options struct {
 	// one among the proxies of a process (default: a budget of
 	// DefaultManifestBudget for this proxy alone).
 	ManifestBudget *ManifestBudget
-	// VerifyTTL is how long intercept mode trusts client credentials the
-	// upstream accepted (default DefaultVerifyTTL).
+	// VerifyTTL is how long InterceptMode and CallerMode trust client
+	// credentials the upstream accepted for a repository, at most (default
+	// DefaultVerifyTTL; never past the token's own expiry when it can be
+	// read).
 	VerifyTTL time.Duration
 	// Now is the clock of that trust (default time.Now).
 	Now func() time.Time
@@ -124,7 +137,7 @@ type Proxy struct {
 	opts     Options
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
-	verified *verified // intercept mode: client credentials the upstream accepted
+	verified *verified // InterceptMode, CallerMode: client credentials the upstream accepted
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -136,9 +149,9 @@ func New(o Options) (*Proxy, error) {
 	}
 	switch o.Mode {
 	case RegistryMode:
-	case InterceptMode:
+	case InterceptMode, CallerMode:
 		if o.AnswerPing {
-			return nil, errors.New("proxy: intercept mode must not answer GET /v2/ itself: clients must meet the registry's own challenge")
+			return nil, fmt.Errorf("proxy: %v mode must not answer GET /v2/ itself: clients must meet the registry's own challenge", o.Mode)
 		}
 	default:
 		return nil, fmt.Errorf("proxy: unknown %v", o.Mode)
@@ -186,8 +199,8 @@ type call struct {
 	scheme     string // scheme the client used
 	suffix     string // path after /v2/<name>
 	start      time.Time
-	// verified: intercept mode, the upstream accepted the client's
-	// credentials, so the request may create its repository.
+	// verified: InterceptMode or CallerMode, the upstream accepted the
+	// client's credentials, so the request may create its repository.
 	verified bool
 	// sent holds every form of each Authorization value sent upstream,
 	// cut out of whatever ecrgate logs or relays of the upstream's words.
@@ -197,10 +210,10 @@ type call struct {
 }
 
 // mayCreate reports whether ecrgate may create the request's repository
-// with its own identity: always in registry mode; in intercept mode only
-// for a client whose own credentials the upstream accepted.
+// with its own identity: always in registry mode; otherwise only for a
+// client whose own credentials the upstream accepted.
 func (c *call) mayCreate() bool {
-	return c.mode == RegistryMode || c.verified
+	return c.mode.ownToken() || c.verified
 }
 
 // sentAuth records an Authorization value sent upstream.
@@ -290,9 +303,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if route.Name != "" {
 		c.suffix = strings.TrimPrefix(r.URL.Path, "/v2/"+route.Name)
 	}
-	if route.Creates() && p.opts.Mode == InterceptMode {
+	caller := repocreate.Caller{Addr: r.RemoteAddr}
+	if !p.opts.Mode.ownToken() {
+		if auth := r.Header.Values("Authorization"); len(auth) == 1 {
+			caller.Token = repocreate.TokenFingerprint(auth[0])
+		}
+	}
+	if route.Creates() && !p.opts.Mode.ownToken() {
 		// Before anything is read or created: the client's own
-		// credentials must be good for the registry.
+		// credentials must be good for this repository of the registry.
 		if err := p.verifyClient(r.Context(), r, target); err != nil {
 			if code, _ := errInfo(err); code == errcode.ErrorCodeUnauthorized.String() {
 				challenge(w, target.Registry)
@@ -314,6 +333,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	r = r.WithContext(repocreate.WithCaller(r.Context(), caller))
 	if route.Creates() {
 		if err := p.opts.Ensurer.Ensure(r.Context(), target.Registry, target.Repository); err != nil {
 			p.opts.Metrics.Ensures.WithLabelValues("error").Inc()
@@ -377,7 +397,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.URL.Path = pr.In.URL.Path
 	}
 	out.URL.RawPath = ""
-	if p.opts.Mode == RegistryMode {
+	if p.opts.Mode.ownToken() {
 		// The upstream sees the proxy's own token only, never
 		// credentials a client made up.
 		out.Header.Del("Authorization")
@@ -440,7 +460,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // body; in registry mode, where the client never knew them, a body too long
 // or compressed to be checked is not relayed at all.
 func (p *Proxy) checkErrorBody(resp *http.Response, c *call) {
-	injected := p.opts.Mode == RegistryMode
+	injected := p.opts.Mode.ownToken()
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
 		if injected {
 			p.replaceErrorBody(resp, c, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(

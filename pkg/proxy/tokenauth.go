@@ -7,7 +7,7 @@ import (
 )
 
 // tokenAuth sends ecrgate's own token for the request's registry upstream,
-// in registry mode only: in intercept mode the client's own credentials go
+// in registry mode only: in the other modes the client's own credentials go
 // upstream untouched, and the token is never asked for. When the upstream
 // refuses the token (401, ECR's 403 "Your authorization token has expired",
 // or a 403 to a HEAD that a probe of /v2/ shows to be one of those) and the
@@ -29,7 +29,7 @@ func newTokenAuth(inner http.RoundTripper, tokens Tokens, log *slog.Logger) http
 
 func (t *tokenAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := callFrom(req.Context())
-	if c == nil || c.mode != RegistryMode {
+	if c == nil || !c.mode.ownToken() {
 		return t.inner.RoundTrip(req)
 	}
 	registry := c.target.Registry

@@ -19,6 +19,11 @@ type auditRecord struct {
 	// template creates the repository.
 	Template string `json:"template"`
 	Identity string `json:"identity"`
+	// Client is the address of the client whose request led to the
+	// record (Caller.Addr); Token the fingerprint of its credentials
+	// (Caller.Token, never the token), when they went upstream.
+	Client string `json:"client,omitempty"`
+	Token  string `json:"token,omitempty"`
 	// DryRun is true when ecrgate only decided and created nothing.
 	DryRun bool `json:"dry_run"`
 	// Warnings lists settings that could not be applied after creation.

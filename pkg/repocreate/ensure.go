@@ -146,6 +146,10 @@ func (e *Ensurer) Close() error { return e.audit.close() }
 // still returns nil: the repository exists, so failing the push would not
 // undo anything (a retry would find it and go ahead). The failure is logged
 // as a warning and recorded in the audit line's "warnings".
+//
+// The Caller in ctx (WithCaller), if any, is named in the audit and log
+// lines of a creation; when several callers ask at once, the one whose
+// request started the work is.
 func (e *Ensurer) Ensure(ctx context.Context, registry, repository string) error {
 	if e.isKnown(strings.ToLower(registry) + "/" + repository) {
 		return nil
@@ -254,6 +258,13 @@ func (e *Ensurer) ensure(ctx context.Context, key string, p Plan) error {
 // act carries out plan p, whose error is err.
 func (e *Ensurer) act(ctx context.Context, key string, client ECR, p Plan, err error) error {
 	log := e.log.With("repository", p.Repository, "registry", p.Registry)
+	caller, _ := CallerFrom(ctx)
+	if caller.Addr != "" {
+		log = log.With("client", caller.Addr)
+	}
+	if caller.Token != "" {
+		log = log.With("token", caller.Token)
+	}
 	switch p.Action {
 	case ActionExists:
 		e.remember(key, "")
@@ -265,7 +276,8 @@ func (e *Ensurer) act(ctx context.Context, key string, client ECR, p Plan, err e
 		e.remember(key, native)
 		log.Info("repository missing; ECR creates it on push from its repository creation template",
 			"template", "native:"+native, "identity", p.Identity)
-		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: "native:" + native, Identity: p.Identity})
+		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: "native:" + native, Identity: p.Identity,
+			Client: caller.Addr, Token: caller.Token})
 		e.onCreate(p.Registry, HowNative)
 		return nil
 
@@ -275,11 +287,12 @@ func (e *Ensurer) act(ctx context.Context, key string, client ECR, p Plan, err e
 
 	case ActionDryRun:
 		log.Info("dry run: would create repository", "template", p.TemplateName(), "identity", p.Identity)
-		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(), Identity: p.Identity, DryRun: true})
+		e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(), Identity: p.Identity, DryRun: true,
+			Client: caller.Addr, Token: caller.Token})
 		return err
 
 	case ActionCreate:
-		return e.create(ctx, log, key, client, p)
+		return e.create(ctx, log, key, client, p, caller)
 	}
 	switch f := p.Failed; {
 	case f == nil:
@@ -292,7 +305,10 @@ func (e *Ensurer) act(ctx context.Context, key string, client ECR, p Plan, err e
 }
 
 // create creates the repository of p, then applies its policies.
-func (e *Ensurer) create(ctx context.Context, log *slog.Logger, key string, client ECR, p Plan) error {
+// Only the CreateRepository that succeeds writes the "created" lines: a
+// replica (or a person, or ECR's create on push) that lost the race to
+// RepositoryAlreadyExists logs that at info and audits nothing.
+func (e *Ensurer) create(ctx context.Context, log *slog.Logger, key string, client ECR, p Plan, caller Caller) error {
 	identity := p.Identity
 	if _, err := client.CreateRepository(ctx, p.Input); err != nil {
 		if awserr.Classify(err) == awserr.AlreadyExists {
@@ -335,7 +351,7 @@ func (e *Ensurer) create(ctx context.Context, log *slog.Logger, key string, clie
 	e.remember(key, "")
 	log.Info("created repository", "template", p.TemplateName(), "identity", identity)
 	e.writeAudit(log, auditRecord{Registry: p.Registry, Repository: p.Repository, Template: p.TemplateName(),
-		Identity: identity, Warnings: warnings})
+		Identity: identity, Client: caller.Addr, Token: caller.Token, Warnings: warnings})
 	e.onCreate(p.Registry, HowCreated)
 	return nil
 }

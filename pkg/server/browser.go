@@ -20,8 +20,13 @@ import (
 // (and Origin on cross-origin writes). So a request is refused when its
 // Host is not localhost, a loopback address or a local_hosts name, or when
 // it carries those browser headers.
-func browserGuard(rt *route.Resolver, next http.Handler) http.Handler {
-	refusal := pageGuard(rt)
+//
+// A shared proxy (allow_remote) lends nothing: every request carries its
+// caller's own credentials. Clients reach it by its DNS name (a Service,
+// an ingress), so the Host check is off there; browser requests are still
+// refused, since no registry client sends those headers.
+func browserGuard(rt *route.Resolver, remote bool, next http.Handler) http.Handler {
+	refusal := pageGuard(rt, remote)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		why := refusal(r)
 		if why == "" {
@@ -36,8 +41,10 @@ func browserGuard(rt *route.Resolver, next http.Handler) http.Handler {
 
 // adminGuard applies the same rule to the admin listener: /metrics names
 // accounts, regions and activity, which a rebinding page must not read.
-func adminGuard(rt *route.Resolver, next http.Handler) http.Handler {
-	refusal := pageGuard(rt)
+// With allow_remote, kubelet probes and Prometheus address it by the pod's
+// IP: the Host check is off there as well.
+func adminGuard(rt *route.Resolver, remote bool, next http.Handler) http.Handler {
+	refusal := pageGuard(rt, remote)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if why := refusal(r); why != "" {
 			http.Error(w, "ecrgate refuses this request: it "+why+"; ask for http://127.0.0.1:<admin port>/ instead", http.StatusForbidden)
@@ -50,13 +57,14 @@ func adminGuard(rt *route.Resolver, next http.Handler) http.Handler {
 // pageGuard returns the check both listeners make: why a request must be
 // refused as coming from a web page or naming a host that is not this
 // machine (route.Resolver.IsLocalHost: loopback, a local_hosts: name or
-// listen:), or "" to let it through.
-func pageGuard(rt *route.Resolver) func(r *http.Request) string {
+// listen:), or "" to let it through. With remote (allow_remote) any host
+// may be named.
+func pageGuard(rt *route.Resolver, remote bool) func(r *http.Request) string {
 	return func(r *http.Request) string {
 		switch {
 		case r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Sec-Fetch-Site") != "":
 			return "comes from a web browser"
-		case !rt.IsLocalHost(r.Host):
+		case !remote && !rt.IsLocalHost(r.Host):
 			return fmt.Sprintf("names host %q, which is not this machine", r.Host)
 		}
 		return ""

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecrgate/ecrgate/pkg/certreload"
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/intercept"
 	"github.com/ecrgate/ecrgate/pkg/localca"
@@ -39,7 +40,12 @@ func InterceptResolver(cfg *config.Config) func(host, name string) (proxy.Target
 // returns the listener's address and the function that serves it until its
 // context ends and then drains it within o.ShutdownTimeout; both are nil
 // when intercept mode is off.
-func startIntercept(ctx context.Context, o Options, log *slog.Logger, rt *route.Resolver, upstreams func(string) (*url.URL, error), base proxy.Options) (net.Addr, func(context.Context) error, error) {
+//
+// With certs (tls: in the config) the CONNECT front itself speaks TLS with
+// that certificate, HTTP/1.1 only: clients use an https:// proxy URL, and
+// the CONNECT, the Proxy-Authorization it may carry and the tunnelled
+// bytes are encrypted on the way to ecrgate.
+func startIntercept(ctx context.Context, o Options, log *slog.Logger, rt *route.Resolver, upstreams func(string) (*url.URL, error), base proxy.Options, certs *certreload.Reloader) (net.Addr, func(context.Context) error, error) {
 	cfg := o.Config
 	dir := o.CADir
 	if dir == "" {
@@ -53,9 +59,14 @@ func startIntercept(ctx context.Context, o Options, log *slog.Logger, rt *route.
 	if err != nil {
 		return nil, nil, fmt.Errorf("intercept: %w", err)
 	}
-	ln, err := openListener(ctx, "intercept", "intercept.listen", cfg.Intercept.Listen, o.Listeners)
+	ln, err := openListener(ctx, cfg, "intercept", config.KeyInterceptListen, cfg.Intercept.Listen, o.Listeners)
 	if err != nil {
 		return nil, nil, err
+	}
+	scheme := "http"
+	if certs != nil {
+		ln = tls.NewListener(ln, certs.TLSConfig("http/1.1"))
+		scheme = "https"
 	}
 	// hosts: all-ecr may match a region newer than this CA's name
 	// constraints: such a host is left to tunnel_others (tunnelled or
@@ -93,7 +104,7 @@ func startIntercept(ctx context.Context, o Options, log *slog.Logger, rt *route.
 		ln.Close()
 		return nil, nil, err
 	}
-	log.Info("intercept mode on", "listen", ln.Addr().String(), "hosts", cfg.Intercept.Hosts, "tunnel_others", cfg.Intercept.Tunnel(), "ca", ca.Fingerprint())
+	log.Info("intercept mode on", "listen", scheme+"://"+ln.Addr().String(), "hosts", cfg.Intercept.Hosts, "tunnel_others", cfg.Intercept.Tunnel(), "ca", ca.Fingerprint())
 	// Serve closes ln when it shuts down.
 	return ln.Addr(), func(ctx context.Context) error { return is.Serve(ctx, ln) }, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ecrgate/ecrgate/pkg/certreload"
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/listen"
@@ -137,12 +138,19 @@ func Run(ctx context.Context, o Options) error {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
-	regLn, err := openListener(ctx, "registry", "listen", cfg.Listen, o.Listeners)
+	var certs *certreload.Reloader
+	if cfg.TLS.Enabled() {
+		var err error
+		if certs, err = certreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile, certreload.Options{Logger: log}); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	regLn, err := openListener(ctx, cfg, "registry", config.KeyListen, cfg.Listen, o.Listeners)
 	if err != nil {
 		return err
 	}
 	defer regLn.Close()
-	adminLn, err := openListener(ctx, "admin", "admin_listen", cfg.AdminListen, o.Listeners)
+	adminLn, err := openListener(ctx, cfg, "admin", config.KeyAdminListen, cfg.AdminListen, o.Listeners)
 	if err != nil {
 		return err
 	}
@@ -154,12 +162,19 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer w.ens.Close()
 	rt, upstreams, base := w.rt, w.upstreams, w.base
-	regSrv := &http.Server{Handler: browserGuard(rt, w.registry), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
+	regSrv := &http.Server{Handler: browserGuard(rt, cfg.AllowRemote, w.registry), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	adminSrv := &http.Server{Handler: adminGuard(rt, w.admin), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
+	regScheme := "http"
+	if certs != nil {
+		// HTTPS, HTTP/2 offered (ServeTLS adds it); each handshake gets
+		// the pair in the files now.
+		regSrv.TLSConfig = certs.TLSConfig()
+		regScheme = "https"
+	}
+	adminSrv := &http.Server{Handler: adminGuard(rt, cfg.AllowRemote, w.admin), ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
-	iaddr, serveIntercept, err := startIntercept(ctx, o, log, rt, upstreams, base)
+	iaddr, serveIntercept, err := startIntercept(ctx, o, log, rt, upstreams, base, certs)
 	if err != nil {
 		return err
 	}
@@ -194,8 +209,8 @@ func Run(ctx context.Context, o Options) error {
 	if serveIntercept != nil {
 		run(serveIntercept)
 	}
-	log.Info("ecrgate serving", "registry", "http://"+regLn.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
-		"default_registry", cfg.DefaultRegistry, "routes", len(cfg.Routes), "dry_run", cfg.DryRun, "config", cfg.Path)
+	log.Info("ecrgate serving", "registry", regScheme+"://"+regLn.Addr().String(), "admin", "http://"+adminLn.Addr().String(),
+		"default_registry", cfg.DefaultRegistry, "routes", len(cfg.Routes), "dry_run", cfg.DryRun, "allow_remote", cfg.AllowRemote, "config", cfg.Path)
 	if o.Ready != nil {
 		o.Ready(regLn.Addr(), adminLn.Addr())
 	}
@@ -242,6 +257,13 @@ func wire(cfg *config.Config, o Options, log *slog.Logger) (*wiring, error) {
 	w := &wiring{rt: route.New(cfg), upstreams: upstreamCache(cfg), ens: ens}
 	w.base = proxy.Options{Resolve: targets(w.rt, w.upstreams, route.RegistryListener, ""), AnswerPing: true, Ensurer: ens, Tokens: tokens,
 		Transport: o.Transport, Logger: log, Metrics: metrics, ManifestBudget: proxy.NewManifestBudget(proxy.DefaultManifestBudget)}
+	if cfg.AllowRemote {
+		// A shared service has no privileged neighbours: every client,
+		// loopback ones too, meets ECR's own challenge and brings its own
+		// token; ecrgate's identity only creates repositories, and only
+		// for a caller ECR lets push there.
+		w.base.Mode, w.base.AnswerPing = proxy.CallerMode, false
+	}
 	p, err := proxy.New(w.base)
 	if err == nil {
 		w.registry, err = newNSRouter(w.rt, w.upstreams, w.base, p, log)
@@ -259,9 +281,16 @@ func wire(cfg *config.Config, o Options, log *slog.Logger) (*wiring, error) {
 
 // serveHTTP serves s on ln until ctx ends, or calls stop when serving
 // fails; then it drains s's in-flight requests within timeout.
+// A server with a TLSConfig serves HTTPS on ln.
 func serveHTTP(ctx context.Context, s *http.Server, ln net.Listener, timeout time.Duration, stop func()) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(ln) }()
+	go func() {
+		if s.TLSConfig != nil {
+			errc <- s.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- s.Serve(ln)
+	}()
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -274,14 +303,24 @@ func serveHTTP(ctx context.Context, s *http.Server, ln net.Listener, timeout tim
 	return errors.Join(serveErr, s.Shutdown(sctx))
 }
 
-func openListener(ctx context.Context, name, key, addr string, given map[string]net.Listener) (net.Listener, error) {
+// openListener returns the listener called name: one given (socket
+// activation, a test), else a new one on addr, which the config's one rule
+// (config.CheckListen: loopback, or off loopback with allow_remote and, for
+// the registry and intercept listeners, TLS) must allow first.
+func openListener(ctx context.Context, cfg *config.Config, name, key, addr string, given map[string]net.Listener) (net.Listener, error) {
 	if ln, ok := given[name]; ok {
 		return ln, nil
 	}
-	if err := listen.CheckLoopback(addr); err != nil {
+	if err := cfg.CheckListen(key, addr); err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	ln, err := listen.TCP(ctx, name, addr, nil)
+	var ln net.Listener
+	var err error
+	if listen.CheckLoopback(addr) == nil {
+		ln, err = listen.TCP(ctx, name, addr, nil)
+	} else {
+		ln, err = listen.Remote(ctx, addr)
+	}
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return nil, fmt.Errorf("%s: %w: is another ecrgate running?", key, err)
 	}

@@ -350,11 +350,9 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestRefusesRemoteListen(t *testing.T) {
-	cfg, err := config.Parse([]byte("listen: 0.0.0.0:5000\n"), "x.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = server.Run(context.Background(), server.Options{Config: cfg})
+	cfg := config.Default(nil)
+	cfg.Listen = "0.0.0.0:5000"
+	err := server.Run(context.Background(), server.Options{Config: cfg})
 	if err == nil || !strings.Contains(err.Error(), "every network interface") {
 		t.Fatalf("non-loopback listen: %v", err)
 	}
