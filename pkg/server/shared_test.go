@@ -21,6 +21,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,9 +32,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
+	"github.com/ecrgate/ecrgate/pkg/localca"
 	"github.com/ecrgate/ecrgate/pkg/repocreate"
+	"github.com/ecrgate/ecrgate/pkg/server"
 )
 
 const (
@@ -344,3 +348,142 @@ func TestSharedProxyCertificateRotation(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// With tls:, the intercept listener's CONNECT front speaks TLS too:
+// clients use an https:// proxy URL, and a plain-HTTP CONNECT gets nothing.
+func TestSharedProxyInterceptFrontIsTLS(t *testing.T) {
+	e := ecrfake.Start(t, ecrfake.Options{})
+	env := secEnv(t, e)
+	caDir := filepath.Join(t.TempDir(), "ca")
+	ca, err := localca.Init(caDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsDir := t.TempDir()
+	roots := x509.NewCertPool()
+	roots.AddCert(writeServerPair(t, tlsDir, 7))
+	roots.AddCert(ca.Certificate())
+	tok, err := ecrauth.New(ecrauth.Options{Env: env, NoCache: true}).Token(context.Background(), registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "Basic " + base64.StdEncoding.EncodeToString([]byte(tok.Username+":"+tok.Password))
+	s := secStart(t, secOptions{env: env, caDir: caDir, yaml: fmt.Sprintf(
+		"allow_remote: true\ntls: {cert_file: %s, key_file: %s}\ndefault_registry: %s\nregistries:\n  - host: %s\n    endpoint: %s\n",
+		filepath.Join(tlsDir, "tls.crt"), filepath.Join(tlsDir, "tls.key"), registry, registry, e.URL())})
+	addr := s.intercept
+
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "https", Host: addr}),
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	t.Cleanup(tr.CloseIdleConnections)
+	post := func(auth string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "https://"+registry+"/v2/team/icpt/blobs/uploads/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("through the https proxy: %v", err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(""); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != ecrChallenge {
+		t.Errorf("without a token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp := post(good); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("with the caller's token: %d", resp.StatusCode)
+	}
+	if _, ok := e.Repository("", "team/icpt"); !ok {
+		t.Error("team/icpt was not created")
+	}
+
+	// Plain HTTP to the CONNECT front: no proxy answer.
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "CONNECT "+registry+":443 HTTP/1.1\r\nHost: "+registry+":443\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(io.LimitReader(c, 1024))
+	if strings.Contains(string(b), "200 Connection established") {
+		t.Errorf("a plain-HTTP CONNECT was answered: %q", b)
+	}
+}
+
+// With allow_remote and tls, the listeners open off loopback; clients name
+// the proxy (and kubelet the admin listener) by names that are not this
+// machine's, and browsers are still refused.
+func TestSharedProxyListensOffLoopback(t *testing.T) {
+	tlsDir := t.TempDir()
+	roots := x509.NewCertPool()
+	roots.AddCert(writeServerPair(t, tlsDir, 3))
+	cfg := config.Default([]string{"HOME=" + t.TempDir()})
+	cfg.AllowRemote = true
+	cfg.TLS = config.TLS{CertFile: filepath.Join(tlsDir, "tls.crt"), KeyFile: filepath.Join(tlsDir, "tls.key")}
+	cfg.Listen, cfg.AdminListen = "0.0.0.0:0", "0.0.0.0:0"
+	cfg.DefaultRegistry = registry
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan [2]net.Addr, 1)
+	go func() {
+		done <- server.Run(ctx, server.Options{Config: cfg, Env: []string{"HOME=" + t.TempDir(), "AWS_EC2_METADATA_DISABLED=true"},
+			CADir: filepath.Join(t.TempDir(), "no-ca"), ShutdownTimeout: 5 * time.Second,
+			Ready: func(reg, admin net.Addr) { ready <- [2]net.Addr{reg, admin} }})
+	}()
+	var addrs [2]net.Addr
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("server.Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not start")
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+	}()
+	for _, a := range addrs {
+		if ta := a.(*net.TCPAddr); !ta.IP.IsUnspecified() {
+			t.Errorf("listening on %v, want every interface", a)
+		}
+	}
+	port := func(a net.Addr) string { return fmt.Sprint(a.(*net.TCPAddr).Port) }
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "ecrgate.test", MinVersion: tls.VersionTLS12}}
+	t.Cleanup(tr.CloseIdleConnections)
+	get := func(url, host string, browser bool) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if browser {
+			req.Header.Set("Sec-Fetch-Mode", "cors")
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get("http://127.0.0.1:"+port(addrs[1])+"/healthz", "10.1.2.3:"+port(addrs[1]), false); c != http.StatusOK {
+		t.Errorf("a probe addressing the pod IP: %d", c)
+	}
+	if c := get("http://127.0.0.1:"+port(addrs[1])+"/metrics", "10.1.2.3", true); c != http.StatusForbidden {
+		t.Errorf("a browser on the admin listener: %d, want 403", c)
+	}
+	if c := get("https://127.0.0.1:"+port(addrs[0])+"/v2/team/x/tags/list", "ecrgate.example.internal:5000", true); c != http.StatusForbidden {
+		t.Errorf("a browser on the registry listener: %d, want 403", c)
+	}
+}
