@@ -273,7 +273,12 @@ func (m *clientMatrix) String() string {
 	for _, c := range m.cells {
 		line := c.result
 		if c.detail != "" {
-			line += ": " + c.detail
+			// One line per cell: a failed build's output is in the log.
+			first, rest, cut := strings.Cut(strings.TrimSpace(c.detail), "\n")
+			line += ": " + first
+			if cut {
+				line += fmt.Sprintf(" (%d more lines in the log)", strings.Count(rest, "\n")+1)
+			}
 		}
 		rows = append(rows, []string{c.client, c.engine, c.store, c.mode, line})
 	}
