@@ -39,6 +39,14 @@ func (s *registryState) setting(name string) string {
 	return ""
 }
 
+// setSetting stores a checked value. The caller holds st.mu.
+func (s *registryState) setSetting(name, value string) {
+	if s.AccountSettings == nil {
+		s.AccountSettings = map[string]string{}
+	}
+	s.AccountSettings[name] = value
+}
+
 func errValidation(format string, args ...any) *awsError {
 	return &awsError{http.StatusBadRequest, "ValidationException", fmt.Sprintf(format, args...)}
 }
@@ -110,10 +118,7 @@ func opPutAccountSetting(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reg.AccountSettings == nil {
-		reg.AccountSettings = map[string]string{}
-	}
-	reg.AccountSettings[*in.Name] = *in.Value
+	reg.setSetting(*in.Name, *in.Value)
 	if err := c.e.st.save(); err != nil {
 		return nil, err
 	}
@@ -185,3 +190,25 @@ func registryPolicy(c *call, remove bool) (any, error) {
 func opGetRegistryPolicy(c *call) (any, error) { return registryPolicy(c, false) }
 
 func opDeleteRegistryPolicy(c *call) (any, error) { return registryPolicy(c, true) }
+
+// SetAccountSetting sets an account setting of account's registry in the
+// default region ("" = the default account), as PutAccountSetting does: for
+// tests that need, say, BLOB_MOUNTING enabled without an API client.
+func (e *Emulator) SetAccountSetting(account, name, value string) error {
+	if account == "" {
+		account = e.Account()
+	}
+	if !e.knownAccount(account) {
+		return fmt.Errorf("account %s is not one the emulator serves", account)
+	}
+	if err := checkSettingName(&name); err != nil {
+		return err
+	}
+	if !contains(accountSettings[name], value) {
+		return fmt.Errorf("account setting %s: value %q is not one of %s", name, value, strings.Join(accountSettings[name], ", "))
+	}
+	e.st.mu.Lock()
+	defer e.st.mu.Unlock()
+	e.st.registry(account, e.opts.Region).setSetting(name, value)
+	return e.st.save()
+}

@@ -130,3 +130,24 @@ func TestBlobMount(t *testing.T) {
 		t.Errorf("mounted blob after disabling: %d, want 200", got)
 	}
 }
+
+// TestSetAccountSetting: the in-process shortcut stores what
+// PutAccountSetting stores, and refuses what it refuses.
+func TestSetAccountSetting(t *testing.T) {
+	e, rc, layer := mountFixture(t)
+	if err := e.SetAccountSetting("", "BLOB_MOUNTING", "ENABLED"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ecrClient(e).GetAccountSetting(context.Background(), &ecr.GetAccountSettingInput{Name: aws.String("BLOB_MOUNTING")})
+	if err != nil || aws.ToString(out.Value) != "ENABLED" {
+		t.Fatalf("GetAccountSetting after SetAccountSetting: %v %v", aws.ToString(out.Value), err)
+	}
+	if code, _ := mount(t, e, rc, "team/app", layer, "base/img"); code != http.StatusCreated {
+		t.Errorf("mount after SetAccountSetting: %d, want 201", code)
+	}
+	for _, bad := range [][3]string{{"", "BLOB_MOUNTING", "on"}, {"", "NOPE", "ENABLED"}, {"999999999999", "BLOB_MOUNTING", "ENABLED"}} {
+		if err := e.SetAccountSetting(bad[0], bad[1], bad[2]); err == nil {
+			t.Errorf("SetAccountSetting%q accepted", bad)
+		}
+	}
+}

@@ -223,7 +223,11 @@ func TestIndexAndCrossRepositoryMount(t *testing.T) {
 		t.Fatalf("index back: %v", err)
 	}
 	// An image pulled from one repository and pushed to another: its layers
-	// are mounted (POST ?mount=&from=) through the proxy.
+	// are mounted (POST ?mount=&from=) through the proxy, once the registry
+	// has BLOB_MOUNTING enabled (ECR's default is disabled).
+	if err := f.e.SetAccountSetting("", "BLOB_MOUNTING", "ENABLED"); err != nil {
+		t.Fatal(err)
+	}
 	src := randomImage(t, 128<<10, 2)
 	if err := remote.Write(f.ref(t, "mount/src:1"), src); err != nil {
 		t.Fatal(err)
