@@ -52,7 +52,9 @@ in ecrgate's config (default_registry, routes, registries).
 Local proxy hosts (localhost:5000, local_hosts:) get no entry: ecrgate's
 registry mode answers them without credentials, and a token Docker sent
 there would reach whatever listens on that port while ecrgate does not.
-Entries for them that an earlier ecrgate wrote are removed.
+Entries for them that an earlier ecrgate wrote are removed. Shared team
+proxies (shared_proxies:, another machine's ecrgate with allow_remote)
+do get one: they pass the caller's own token to ECR.
 
 Every other key of config.json is kept byte for byte; the old file is
 backed up next to it; running it twice changes nothing. --undo removes the
@@ -118,9 +120,9 @@ entries again.`,
 	return cmd
 }
 
-// setupHosts returns the registry hosts to set up: the flags, else every
-// registry the config names; and the config's local proxy hosts, which get
-// no entry.
+// setupHosts returns the hosts to set up: the flags, else every registry
+// the config names and its shared proxies; and the config's local proxy
+// hosts, which get no entry.
 func setupHosts(flags []string, configPath string, env []string) (hosts, local []string, err error) {
 	cfg, err := config.Load(configPath, env)
 	if err != nil && len(flags) == 0 {
@@ -138,9 +140,14 @@ func setupHosts(flags []string, configPath string, env []string) (hosts, local [
 		var errs []error
 		for _, h := range flags {
 			n, _ := dockerconfig.NormalizeHost(h)
+			shared := false
+			if err == nil {
+				_, shared = cfg.SharedProxyRegistry(n)
+			}
 			switch {
 			case listen.IsLoopbackHost(n) || slices.Contains(local, n):
 				errs = append(errs, fmt.Errorf("--registry %s is a local ecrgate proxy host: it needs no credential helper (registry mode answers without credentials, and a token sent there could reach whatever else listens on that port); give ECR registry hosts only", h))
+			case shared: // a shared team proxy named in the config
 			default:
 				if _, err := ecrhost.Parse(h); err != nil {
 					errs = append(errs, fmt.Errorf("--registry %s: %w", h, err))
@@ -150,7 +157,7 @@ func setupHosts(flags []string, configPath string, env []string) (hosts, local [
 		return flags, local, errors.Join(errs...)
 	}
 	set := map[string]bool{}
-	for _, h := range cfg.RegistryHosts() {
+	for _, h := range cfg.CredHelperHosts() {
 		set[h] = true
 	}
 	if len(set) == 0 {

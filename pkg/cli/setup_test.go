@@ -137,3 +137,32 @@ func TestSetupDockerRemovesLocalHostEntries(t *testing.T) {
 		t.Errorf("credHelpers = %v, want %v", got.CredHelpers, want)
 	}
 }
+
+// A shared team proxy (shared_proxies:, issue #15) gets a credHelpers
+// entry: it passes the caller's own token to ECR.
+func TestSetupDockerWritesSharedProxies(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", dir)
+	cfg := filepath.Join(dir, "ecrgate.yaml")
+	if err := os.WriteFile(cfg, []byte("shared_proxies:\n  ECRGATE.example.internal:5000: "+acct+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ECRGATE_CONFIG", cfg)
+	if _, _, err := execute(t, "setup", "docker"); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ CredHelpers map[string]string }
+	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.CredHelpers["ecrgate.example.internal:5000"] != "ecrgate" || got.CredHelpers[acct] != "ecrgate" {
+		t.Errorf("credHelpers = %v; want the shared proxy and its registry", got.CredHelpers)
+	}
+	if _, _, err := execute(t, "setup", "docker", "--registry", "ecrgate.example.internal:5000"); err != nil {
+		t.Errorf("--registry <shared proxy>: %v", err)
+	}
+	if _, _, err := execute(t, "setup", "docker", "--registry", "elsewhere.example.internal:5000"); err == nil {
+		t.Error("--registry with a host that is neither ECR nor a shared proxy was accepted")
+	}
+}

@@ -547,6 +547,23 @@ func (c *Config) RegistryHosts() []string {
 	return slices.Compact(hosts)
 }
 
+// CredHelperHosts returns the hosts Docker should ask
+// docker-credential-ecrgate about (what ecrgate setup docker writes into
+// credHelpers and ecrgate doctor checks): RegistryHosts, plus each
+// shared_proxies host and the registry it serves. Never a local proxy host.
+// Lower case, sorted, each once.
+func (c *Config) CredHelperHosts() []string {
+	hosts := c.RegistryHosts()
+	for h, reg := range c.SharedProxies {
+		hosts = append(hosts, strings.ToLower(h))
+		if reg != "" {
+			hosts = append(hosts, strings.ToLower(reg))
+		}
+	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
+}
+
 // TemplateFor returns the template for repository repo, as ECR picks one: the
 // longest prefix p with repo under p + "/" wins ("team" matches "team/app",
 // never "teamx/app" or "team" itself), then ROOT, then DefaultTemplate(). The

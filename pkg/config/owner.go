@@ -117,7 +117,8 @@ func refusal(w *othersCanWrite) error {
 // which must keep working over a file that a umask of 002 left writable by
 // its group. A file that others could have written (ErrOthersCanWrite) is
 // not refused: it is read without its registries' endpoint and
-// api_endpoint keys, so no token goes to an endpoint another user chose,
+// api_endpoint keys and without shared_proxies, so no token goes to an
+// endpoint or a proxy another user chose,
 // and warning (which wraps ErrOthersCanWrite) says so and how to fix the
 // file. Every other problem is an error, as for Load.
 func LoadTolerant(path string, env []string) (cfg *Config, warning error, err error) {
@@ -135,6 +136,12 @@ func LoadTolerant(path string, env []string) (cfg *Config, warning error, err er
 			ignored = append(ignored, indexKey("registries", i)+".api_endpoint")
 		}
 		r.Endpoint, r.APIEndpoint = "", ""
+	}
+	if len(cfg.SharedProxies) > 0 {
+		// A shared proxy receives the user's tokens: as much a choice of
+		// where tokens go as an endpoint.
+		ignored = append(ignored, "shared_proxies")
+		cfg.SharedProxies = nil
 	}
 	msg := w.what() + ", so its endpoint and api_endpoint keys would be ignored"
 	if n := len(ignored); n > 0 {

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,35 @@ func TestCheckListenInCode(t *testing.T) {
 	c.TLS = TLS{CertFile: "c", KeyFile: "k"}
 	if err := c.CheckListen(KeyInterceptListen, "0.0.0.0:5001"); err != nil {
 		t.Errorf("remote intercept with allow_remote and tls: %v", err)
+	}
+}
+
+// shared_proxies chooses where the credential helper sends tokens, like an
+// endpoint: LoadTolerant drops it from a file others could have written.
+func TestLoadTolerantIgnoresSharedProxiesOthersCouldSet(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("modes and owners are not checked on Windows")
+	}
+	dir := filepath.Join(t.TempDir(), "c")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte("shared_proxies:\n  proxy.internal:5000: "+acct1+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, warn, err := LoadTolerant(p, testEnv)
+	if err != nil || warn != nil || len(c.SharedProxies) != 1 {
+		t.Fatalf("private file: %+v, %v, %v", c, warn, err)
+	}
+	if err := os.Chmod(p, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	c, warn, err = LoadTolerant(p, testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.SharedProxies) != 0 || warn == nil || !strings.Contains(warn.Error(), "shared_proxies") {
+		t.Errorf("file others can write: shared_proxies %v, warning %v; want them dropped and named", c.SharedProxies, warn)
 	}
 }

@@ -1,9 +1,10 @@
 // Package credhelper is docker-credential-ecrgate: the Docker credential
 // helper protocol (docker-credential-helpers) on top of ecrauth.
 //
-// get answers for every host ecrhost accepts; any other host, local proxy
-// hosts included, gets the library's "credentials not found" so Docker
-// falls back to its own store. Registry mode (localhost:5000) never asks
+// get answers for every host ecrhost accepts, and for the shared team
+// proxies the config names (shared_proxies, the token of the registry each
+// serves); any other host, local proxy hosts included, gets the library's
+// "credentials not found" so Docker falls back to its own store. Registry mode (localhost:5000) never asks
 // for credentials, since ecrgate answers /v2/ itself: a token handed out
 // for a loopback host could only reach whatever else listens on that port
 // while ecrgate is stopped (another local user). store and erase succeed, so `docker login` and
@@ -48,7 +49,13 @@ type Helper struct {
 	// so Docker never needs one, and a token sent there would go to
 	// whoever listens on the port when ecrgate does not.
 	LocalHosts map[string]string
-	Log        *slog.Logger
+	// SharedProxies are shared team proxies (shared_proxies: keys, lower
+	// case, e.g. "ecrgate.example.internal:5000") with the ECR registry
+	// each serves: another machine's ecrgate with allow_remote, which sends
+	// the caller's own token upstream, so Docker must hand it one. A host
+	// that is also local (loopback or in LocalHosts) still gets none.
+	SharedProxies map[string]string
+	Log           *slog.Logger
 	// Stderr receives the one-sentence explanation of a failure.
 	Stderr io.Writer
 	// LogErrors also records failures in Log (when Log is a file, not stderr).
@@ -89,12 +96,20 @@ func (h *Helper) isLocal(host string) bool {
 }
 
 // target resolves the registry whose token serves host. Only a host that
-// ecrhost accepts reaches the token source: a local proxy host or any
-// other host gets credentials-not-found, and a malformed ECR host an error.
+// ecrhost accepts, or a shared proxy named in the config, reaches the token
+// source: a local proxy host or any other host gets credentials-not-found,
+// and a malformed ECR host an error.
 func (h *Helper) target(serverURL string) (string, error) {
 	host := normalizeHost(serverURL)
 	if h.isLocal(host) {
 		return "", errLocalHost
+	}
+	if reg, ok := h.SharedProxies[host]; ok {
+		r, err := ecrhost.Parse(reg)
+		if err != nil {
+			return "", fmt.Errorf("shared_proxies[%q]: %w", host, err)
+		}
+		return r.Host, nil
 	}
 	reg, err := ecrhost.Parse(host)
 	if err != nil {

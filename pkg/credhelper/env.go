@@ -59,7 +59,11 @@ func FromEnv(env []string, stderr io.Writer) (*Helper, func(), error) {
 	for k, v := range cfg.LocalHosts {
 		local[strings.ToLower(k)] = v
 	}
-	return &Helper{Tokens: tokens, LocalHosts: local, Log: log, Stderr: stderr, LogErrors: e["ECRGATE_LOG"] != ""}, closeLog, nil
+	shared := map[string]string{}
+	for k, v := range cfg.SharedProxies {
+		shared[strings.ToLower(k)] = v
+	}
+	return &Helper{Tokens: tokens, LocalHosts: local, SharedProxies: shared, Log: log, Stderr: stderr, LogErrors: e["ECRGATE_LOG"] != ""}, closeLog, nil
 }
 
 // LoadConfig loads the configuration as the helper and ecrgate-fetch-token

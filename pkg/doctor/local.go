@@ -28,9 +28,10 @@ import (
 const helperName = "ecrgate"
 
 // dockerHosts are the credHelpers keys ecrgate setup docker writes: every
-// registry of the config, never a local proxy host.
+// registry of the config and its shared team proxies (shared_proxies),
+// never a local proxy host.
 func (d *doctor) dockerHosts() []string {
-	return d.cfg.RegistryHosts()
+	return d.cfg.CredHelperHosts()
 }
 
 // isLocalProxyHost reports whether a credHelpers key is a local proxy host,
