@@ -65,7 +65,12 @@ func TestOCIConformance(t *testing.T) {
 	bin := conformanceBinary(t)
 
 	// (1) Directly against the emulator.
+	// Both emulators mount blobs across repositories: the suite's mount
+	// tests need BLOB_MOUNTING, which ECR leaves disabled until it is set.
 	direct := ecrfake.Start(t, ecrfake.Options{})
+	if err := direct.SetAccountSetting("", "BLOB_MOUNTING", "ENABLED"); err != nil {
+		t.Fatal(err)
+	}
 	password := conformanceEmulatorSetup(t, direct)
 	directRes := runConformance(t, bin, "direct", direct.Host(), "AWS", password)
 
@@ -75,6 +80,9 @@ func TestOCIConformance(t *testing.T) {
 	// NAME_UNKNOWN in ECR, through the proxy or not). OCI_REPO2 does not:
 	// the proxy creates it on the first push.
 	upstream := ecrfake.Start(t, ecrfake.Options{})
+	if err := upstream.SetAccountSetting("", "BLOB_MOUNTING", "ENABLED"); err != nil {
+		t.Fatal(err)
+	}
 	upstreamAPI := ecr.NewFromConfig(aws.Config{Region: upstream.Region(), BaseEndpoint: aws.String(upstream.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider(upstream.AccessKey(), upstream.SecretKey(), "")})
 	if _, err := upstreamAPI.CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String(conformanceRepo1)}); err != nil {
