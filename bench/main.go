@@ -1,9 +1,11 @@
-// Command bench measures ecrgate against the ECR emulator and prints three
+// Command bench measures ecrgate against the ECR emulator and prints four
 // tables (run with `make bench`): the emulator's own figures;
 // docker-credential-ecrgate against awslabs' docker-credential-ecr-login,
-// run alternately in one run; and `ecrgate serve` against pushing directly
-// to the emulator and through nginx, also alternately. Figures come from
-// repeated runs (medians), never from a timed test.
+// run alternately in one run; `ecrgate serve` against pushing directly
+// to the emulator and through nginx, also alternately; and one replica of
+// a shared team proxy (allow_remote, TLS, each client's own token) under
+// a few hundred concurrent pushes, against the same pushes direct. Figures
+// come from repeated runs (medians, percentiles), never from a timed test.
 //
 // Every process the bench starts talks to loopback only: AWS endpoints point
 // at the emulator on 127.0.0.1, and instance metadata is either disabled or
@@ -26,7 +28,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.runs, "runs", 7, "repetitions of each emulator measurement")
 	flag.IntVar(&o.sizeMiB, "size", 64, "image size in MiB for push/pull throughput")
-	flag.StringVar(&o.tables, "tables", "emulator,credhelper,proxy", "tables to print, comma-separated: emulator, credhelper, proxy")
+	flag.StringVar(&o.tables, "tables", "emulator,credhelper,proxy,team", "tables to print, comma-separated: emulator, credhelper, proxy, team")
 	flag.IntVar(&o.helperRuns, "helper-runs", 21, "gets per helper per credential-helper scenario")
 	flag.IntVar(&o.noCredsRuns, "nocreds-runs", 2, "gets per helper in the no-credentials scenario (slow for awslabs)")
 	flag.DurationVar(&o.noCredsCap, "nocreds-cap", 90*time.Second, "longest wait for one get in the no-credentials scenario")
@@ -44,6 +46,10 @@ func main() {
 	flag.IntVar(&o.headRequests, "head-requests", 2000, "HEAD blob requests per path for the proxy's added latency")
 	flag.StringVar(&o.proxyEnv, "proxy-env", "", "extra KEY=VALUE settings (space-separated) for ecrgate serve and the Go passthrough, for experiments such as GOMAXPROCS=1")
 	flag.IntVar(&o.concurrentPushes, "concurrent-pushes", 64, "concurrent pushes to as many new repositories through the proxy")
+	flag.IntVar(&o.teamPushes, "team-pushes", 200, "concurrent pushes through one shared-proxy replica in the team table (half to new repositories)")
+	flag.IntVar(&o.teamRounds, "team-rounds", 3, "batches per path (direct, through ecrgate) in the team table")
+	flag.IntVar(&o.teamSequential, "team-sequential", 60, "pushes one at a time per path in the team table, for the latency ecrgate adds without queueing")
+	flag.IntVar(&o.teamClients, "team-clients", 8, "identities, each with its own token, that the team table's pushes take in turn")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := run(ctx, o)
@@ -73,6 +79,8 @@ type options struct {
 	proxyRSSMiB      int
 	headRequests     int
 	concurrentPushes int
+
+	teamPushes, teamRounds, teamClients, teamSequential int
 }
 
 func (o options) table(name string) bool {
@@ -108,6 +116,16 @@ func run(ctx context.Context, o options) error {
 		}
 		if err := proxyTable(ctx, o); err != nil {
 			return fmt.Errorf("proxy table: %w", err)
+		}
+	}
+	if o.table("team") {
+		if o.table("emulator") || o.table("credhelper") || o.table("proxy") {
+			fmt.Println()
+			runtime.GC()
+			debug.FreeOSMemory()
+		}
+		if err := teamTable(ctx, o); err != nil {
+			return fmt.Errorf("team table: %w", err)
 		}
 	}
 	return nil
