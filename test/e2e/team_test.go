@@ -635,7 +635,7 @@ func TestTeamReplicas(t *testing.T) {
 			t.Errorf("audit line for %s: client %q, want 127.0.0.1:<port>", rec.Repository, rec.Client)
 		}
 		if !fps[rec.Token] {
-			t.Errorf("audit line for %s: token %q is not the fingerprint of either client's token", rec.Repository, rec.Token)
+			t.Errorf("audit line for %s: token %q… is not the fingerprint of either client's token", rec.Repository, shorten(rec.Token))
 		}
 		if rec.DryRun || rec.Template != "team" {
 			t.Errorf("audit line for %s: dry_run %v, template %q", rec.Repository, rec.DryRun, rec.Template)
@@ -717,8 +717,8 @@ func init() {
 // teamAttemptSpec is one attempt of a client.
 type teamAttemptSpec struct {
 	// Mode is "push" (go-containerregistry's remote.Write of a small
-	// image) or "post" (the request that starts a blob upload, the first
-	// one that makes ecrgate create a repository).
+	// image), "post" (the request that starts a blob upload, the first
+	// one that makes ecrgate create a repository) or "ping" (GET /v2/).
 	Mode string
 	// Addr is the replica's host:port; Repo the repository.
 	Addr, Repo string
@@ -797,8 +797,12 @@ func teamAttempt(ctx context.Context, s teamAttemptSpec) teamAttemptResult {
 			}
 		}
 		return res
-	case "post":
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+s.Addr+"/v2/"+s.Repo+"/blobs/uploads/", nil)
+	case "post", "ping":
+		method, path := http.MethodPost, "/v2/"+s.Repo+"/blobs/uploads/"
+		if s.Mode == "ping" {
+			method, path = http.MethodGet, "/v2/"
+		}
+		req, err := http.NewRequestWithContext(ctx, method, "https://"+s.Addr+path, nil)
 		if err != nil {
 			return fail(err)
 		}
@@ -958,27 +962,38 @@ func TestTeamRemoteClients(t *testing.T) {
 		name       string
 		tok        teamToken
 		pushStatus []int // acceptable statuses of the failed push
+		pingStatus int
 		postStatus int
 		postCode   string
 		challenge  bool
 	}{
-		{"no-token", teamToken{}, []int{http.StatusUnauthorized}, http.StatusUnauthorized, "UNAUTHORIZED", true},
-		{"bogus-token", bogus, []int{http.StatusUnauthorized}, http.StatusUnauthorized, "UNAUTHORIZED", true},
-		// Another account's token opens nothing in this registry: ECR
-		// answers 403 to its push, ecrgate refuses to create for it.
-		{"other-account", other, []int{http.StatusForbidden}, http.StatusForbidden, "DENIED", false},
+		{"no-token", teamToken{}, []int{http.StatusUnauthorized}, http.StatusUnauthorized, http.StatusUnauthorized, "UNAUTHORIZED", true},
+		{"bogus-token", bogus, []int{http.StatusUnauthorized}, http.StatusUnauthorized, http.StatusUnauthorized, "UNAUTHORIZED", true},
+		// Another account's token opens nothing in this registry but
+		// GET /v2/ (a token is not bound to a registry): ECR answers 403
+		// to its push, ecrgate refuses to create for it.
+		{"other-account", other, []int{http.StatusForbidden}, http.StatusOK, http.StatusForbidden, "DENIED", false},
 	}
 	var refused []string
 	for _, pl := range places {
 		for _, rc := range refusals {
 			t.Run(pl.name+"/"+rc.name, func(t *testing.T) {
 				tf := tokenFile(rc.tok)
-				for _, mode := range []string{"push", "post"} {
+				for _, mode := range []string{"ping", "push", "post"} {
 					repo := fmt.Sprintf("team/refused-%s-%s-%s", pl.name, rc.name, mode)
 					refused = append(refused, repo)
 					res := pl.attempt(t, teamAttemptSpec{Mode: mode, Addr: pl.addr, Repo: repo, CAFile: pki.caFile, TokenFile: tf})
 					t.Logf("%s %s: %+v", mode, repo, res)
 					switch mode {
+					case "ping":
+						// ecrgate answers nothing itself: ECR's own answer,
+						// its Basic challenge without credentials.
+						if res.Status != rc.pingStatus {
+							t.Errorf("GET /v2/: %d, want %d (%s)", res.Status, rc.pingStatus, res.Err)
+						}
+						if rc.challenge && !strings.HasPrefix(res.Challenge, `Basic realm="https://`+teamAccount+`.dkr.ecr.`) {
+							t.Errorf("GET /v2/ without a good token: WWW-Authenticate %q, want ECR's Basic challenge", res.Challenge)
+						}
 					case "push":
 						if res.Err == "" {
 							t.Errorf("push to %s succeeded", repo)
@@ -1024,12 +1039,12 @@ func TestTeamRemoteClients(t *testing.T) {
 		t.Errorf("audit lines = %d, want %d:\n%s", len(recs), len(places), raw)
 	}
 	for _, rec := range recs {
-		t.Logf("audit: %s created for client %s, token %s", rec.Repository, rec.Client, rec.Token)
+		t.Logf("audit: %s created for client %s, token %s", rec.Repository, rec.Client, shorten(rec.Token))
 		pl := strings.TrimPrefix(rec.Repository, "team/accepted-")
 		for _, p := range places {
 			host, _, _ := net.SplitHostPort(rec.Client)
 			if p.name == pl && (host != p.client || rec.Token != own.fingerprint()) {
-				t.Errorf("audit line for %s: client %q token %q, want %s:<port> and %s", rec.Repository, rec.Client, rec.Token, p.client, own.fingerprint())
+				t.Errorf("audit line for %s: client %q token %q…, want %s:<port> and %s", rec.Repository, rec.Client, shorten(rec.Token), p.client, own.fingerprint())
 			}
 		}
 	}
@@ -1042,6 +1057,10 @@ func TestTeamRemoteClients(t *testing.T) {
 		t.Errorf("CreateRepository succeeded %d times, want %d", n, len(places))
 	}
 }
+
+// shorten keeps a failing test from printing more than the start of what
+// might be a token.
+func shorten(s string) string { return s[:min(len(s), 16)] }
 
 func containsInt(xs []int, x int) bool {
 	for _, v := range xs {
