@@ -198,6 +198,19 @@ func (p *Proxy) verifyClient(ctx context.Context, r *http.Request, t Target) err
 	if p.verified.known(fp) {
 		return nil
 	}
+	// Pushers upload a manifest's blobs in parallel: the requests of one
+	// client for one repository share a single probe. It runs without the
+	// first caller's cancellation (the transport's timeouts bound it), so
+	// one client giving up does not fail the others.
+	_, err, _ := p.probes.Do(string(fp[:]), func() (any, error) {
+		return nil, p.probeClient(context.WithoutCancel(ctx), t, auth, fp, refused)
+	})
+	return err
+}
+
+// probeClient asks the upstream whether it accepts auth for t's repository
+// and remembers a yes under fp.
+func (p *Proxy) probeClient(ctx context.Context, t Target, auth string, fp [sha256.Size]byte, refused func(string) error) error {
 	probe, err := http.NewRequestWithContext(ctx, http.MethodHead, t.Upstream.Scheme+"://"+t.Upstream.Host+"/v2/"+t.Repository+"/blobs/"+probeDigest, nil)
 	if err != nil {
 		return err

@@ -121,6 +121,26 @@ func TestInterceptVerifiesClientBeforeCreating(t *testing.T) {
 		t.Errorf("%d checks after the TTL ran out, want 2", n)
 	}
 
+	// One client's parallel uploads to a new repository share one probe.
+	var wg sync.WaitGroup
+	codes := make([]int, 8)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = post("verify/parallel", good).StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusAccepted {
+			t.Errorf("parallel upload %d: %d", i, code)
+		}
+	}
+	if n := checks(good, "verify/parallel"); n != 1 {
+		t.Errorf("8 parallel uploads sent %d probes of the same credentials, want 1", n)
+	}
+
 	// No credentials: refused without asking anyone.
 	before := len(f.front.registry())
 	refused("no credentials", post("verify/none", ""), "verify/none")

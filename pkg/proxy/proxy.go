@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ecrgate/ecrgate/pkg/distpath"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
@@ -137,7 +138,8 @@ type Proxy struct {
 	opts     Options
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
-	verified *verified // InterceptMode, CallerMode: client credentials the upstream accepted
+	verified *verified          // InterceptMode, CallerMode: client credentials the upstream accepted
+	probes   singleflight.Group // InterceptMode, CallerMode: one credential probe at a time per fingerprint
 }
 
 var _ http.Handler = (*Proxy)(nil)
