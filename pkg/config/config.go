@@ -84,6 +84,10 @@ type Config struct {
 	// added.
 	AllowRemote bool
 	TLS         TLS // tls: the registry and intercept listeners' certificate
+	// MountSharedLayers (mount_shared_layers; default true) lets ecrgate
+	// answer a pusher's blob HEAD by mounting the blob from another
+	// repository of the same registry (see MountShared).
+	MountSharedLayers *bool
 
 	// Path is the file the configuration was read from; "" if none.
 	Path string
@@ -147,6 +151,10 @@ type Intercept struct {
 	TunnelOthers *bool
 }
 
+// MountShared reports whether shared layers are mounted instead of
+// uploaded: MountSharedLayers, true when unset.
+func (c *Config) MountShared() bool { return c.MountSharedLayers == nil || *c.MountSharedLayers }
+
 // Tunnel reports whether CONNECTs to hosts that are not intercepted are
 // tunnelled: TunnelOthers, true when unset.
 func (i Intercept) Tunnel() bool { return i.TunnelOthers == nil || *i.TunnelOthers }
@@ -188,6 +196,10 @@ type Template struct {
 	// or from "@path" like LifecyclePolicy.
 	RepositoryPolicy string
 	Tags             map[string]string // tags: resource tags
+	// MountFrom (mount_from) names repositories of the same registry
+	// where shared layers may already live: ecrgate asks there when its
+	// own index of blobs knows none for a layer being pushed.
+	MountFrom []string
 }
 
 // ExclusionFilter names tags exempt from a template's tag mutability.

@@ -343,6 +343,11 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		"tls": func(v *yaml.Node, k string) {
 			d.mapping(v, k, fields{"cert_file": str(&c.TLS.CertFile), "key_file": str(&c.TLS.KeyFile)})
 		},
+		"mount_shared_layers": func(v *yaml.Node, k string) {
+			if b, ok := d.boolean(v, k); ok {
+				c.MountSharedLayers = &b
+			}
+		},
 	})
 }
 
@@ -368,6 +373,7 @@ func (d *decoder) template(n *yaml.Node, key string) Template {
 		"lifecycle_policy":  str(&t.LifecyclePolicy),
 		"repository_policy": str(&t.RepositoryPolicy),
 		"tags":              func(v *yaml.Node, k string) { t.Tags = d.stringMap(v, k) },
+		"mount_from":        func(v *yaml.Node, k string) { t.MountFrom = d.strings(v, k) },
 	})
 	return t
 }

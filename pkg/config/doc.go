@@ -181,6 +181,18 @@
 //   - tags: resource tags, a mapping of at most 50. Keys are 1 to 128
 //     characters and do not start with "aws:"; values are at most 256
 //     characters; both use letters, digits, spaces and _ . : / = + - @.
+//   - mount_from: repositories of the same registry where shared layers
+//     (base images) may already live, a list of repository names. When a
+//     pusher asks whether a layer exists and ecrgate's own index of blobs
+//     knows no repository holding it, ecrgate asks these.
+//
+// mount_shared_layers: true (default) lets ecrgate answer a pusher's
+// HEAD of a blob that is missing in the target repository by mounting it
+// from another repository of the same registry that holds it (one
+// ecrgate saw it pushed to or pulled from, or a template's mount_from),
+// when the registry's BLOB_MOUNTING account setting is ENABLED and both
+// repositories have the same encryption; the pusher then skips the
+// upload. false turns this off.
 //
 // # Example
 //
@@ -211,6 +223,7 @@
 //	    lifecycle_policy: "@lifecycle.json"
 //	    repository_policy: "@pull-from-prod.json"
 //	    tags: {team: platform, cost-center: "42"}
+//	    mount_from: [team/base]
 //
 // A shared team proxy's own file (several replicas, each with it):
 //

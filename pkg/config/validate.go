@@ -320,6 +320,18 @@ func (v *validator) template(k string, t Template) {
 			v.errf(mapKey(tk, name), "%s", p)
 		}
 	}
+
+	mfk := joinKey(k, "mount_from")
+	for i, name := range t.MountFrom {
+		if err := ecrname.ValidateRepository(name); err != nil {
+			reason := err.Error()
+			var ne *ecrname.Error
+			if errors.As(err, &ne) {
+				reason = ne.Reason
+			}
+			v.errf(indexKey(mfk, i), "%q is not a repository name: %s", truncate(name, 140), reason)
+		}
+	}
 }
 
 // listenProblem checks a host:port listen address.
