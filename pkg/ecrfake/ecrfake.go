@@ -101,6 +101,10 @@ type Options struct {
 	// the emulator's own "S3" listener (another loopback port), as ECR
 	// redirects to S3; see S3Requests.
 	BlobRedirect bool
+	// UploadBandwidth, if positive, limits the bytes per second the
+	// registry's upload handlers read, all uploads together, as a
+	// pusher's internet uplink would (see SetUploadBandwidth, UploadBytes).
+	UploadBandwidth int64
 }
 
 // Emulator is an ECR emulator; it is an http.Handler.
@@ -194,6 +198,7 @@ func New(opts Options) (*Emulator, error) {
 	}
 	e.st.mu.Unlock()
 	e.data = newDataPlane(e)
+	e.data.link.setRate(opts.UploadBandwidth)
 	return e, nil
 }
 

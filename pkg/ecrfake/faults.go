@@ -226,6 +226,7 @@ const adminPrefix = "/_ecrfake/"
 // serveAdmin handles the emulator's own endpoints:
 //
 //	GET  /_ecrfake/calls                      call counts as JSON
+//	GET  /_ecrfake/upload-bytes               {"bytes": N}: bytes the upload handlers read
 //	POST /_ecrfake/reset                      zero the counts, drop pending faults
 //	POST /_ecrfake/fail?op=X&n=N&fault=F      fail the next N calls of X (F: 500, throttle, drop, cut:<bytes>)
 //	POST /_ecrfake/latency?d=250ms            delay every call
@@ -244,6 +245,11 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(keys)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(counts)
+		return
+	}
+	if what == "upload-bytes" && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int64{"bytes": e.UploadBytes()})
 		return
 	}
 	if r.Method != http.MethodPost {

@@ -70,6 +70,7 @@ type dataPlane struct {
 	regs  map[string]*dataRegistry
 	locks sync.Map // account/region/name -> *sync.Mutex, serialises immutable-tag checks
 	refs  referrerIndex
+	link  uploadLink // upload bytes read, and Options.UploadBandwidth
 }
 
 func newDataPlane(e *Emulator) *dataPlane {
@@ -198,6 +199,9 @@ func (d *dataPlane) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case OpUploadStart:
 		d.gateMount(r, account, region, repo, tok, rt)
+		d.throughLink(r)
+	case OpUploadChunk, OpUploadComplete:
+		d.throughLink(r)
 	case OpManifestGet:
 		w = d.pullRecorder(w, r, account, region, rt, tok.Principal)
 	case OpManifestDelete:
@@ -429,6 +433,14 @@ func (d *dataPlane) gateMount(r *http.Request, account, region string, target *r
 	q.Del("mount")
 	q.Del("from")
 	r.URL.RawQuery = q.Encode()
+}
+
+// throughLink makes the upload handler read r's body through the
+// emulator's upload link: counted, and limited to Options.UploadBandwidth.
+func (d *dataPlane) throughLink(r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &linkReader{ctx: r.Context(), r: r.Body, link: &d.link}
+	}
 }
 
 // ecrActionFor is the IAM action ECR checks for a registry request.

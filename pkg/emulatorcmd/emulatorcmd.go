@@ -43,6 +43,7 @@ func newCommand() *cobra.Command {
 		listen, region, accessKey, secretKey, storage, envFile, logLevel string
 		accounts, faults                                                 []string
 		latency                                                          time.Duration
+		uploadBandwidth                                                  int64
 		blobRedirect                                                     bool
 	)
 	cmd := &cobra.Command{
@@ -55,6 +56,7 @@ creation templates with CREATE_ON_PUSH), STS and the SSO portal.
 It prints the environment a client needs (AWS_ENDPOINT_URL_ECR and friends)
 and runs until interrupted. Test controls live under /_ecrfake/:
   GET  /_ecrfake/calls                      call counts per operation
+  GET  /_ecrfake/upload-bytes               bytes the layer-upload handlers read
   POST /_ecrfake/fail?op=CreateRepository&n=2&fault=throttle|500|drop|cut:<bytes>
   POST /_ecrfake/latency?d=250ms
   POST /_ecrfake/expire-tokens
@@ -75,7 +77,8 @@ and runs until interrupted. Test controls live under /_ecrfake/:
 				return err
 			}
 			e, err := ecrfake.New(ecrfake.Options{Accounts: accounts, Region: region, AccessKey: accessKey,
-				SecretKey: secretKey, StorageDir: storage, Latency: latency, Logger: log, BlobRedirect: blobRedirect})
+				SecretKey: secretKey, StorageDir: storage, Latency: latency, Logger: log, BlobRedirect: blobRedirect,
+				UploadBandwidth: uploadBandwidth})
 			if err != nil {
 				return fmt.Errorf("emulator: %w", err)
 			}
@@ -121,6 +124,7 @@ and runs until interrupted. Test controls live under /_ecrfake/:
 	f.DurationVar(&latency, "latency", 0, "delay every call by this much, like a real AWS round trip")
 	f.StringArrayVar(&faults, "fail", nil, "fail the next N calls of an operation: Operation=N:500|throttle|drop|cut:<bytes> (cut: drop the connection after that many body bytes; repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug logs every request")
+	f.Int64Var(&uploadBandwidth, "upload-bandwidth", 0, "limit layer uploads, all together, to this many bytes per second, like a pusher's internet uplink (12500000 is 100 Mbit/s); 0: unlimited")
 	f.BoolVar(&blobRedirect, "blob-redirect", false, "answer blob downloads with a redirect to a presigned URL on a second local port, as ECR redirects to S3")
 	return cmd
 }
