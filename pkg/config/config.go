@@ -200,6 +200,20 @@ type Template struct {
 	// where shared layers may already live: ecrgate asks there when its
 	// own index of blobs knows none for a layer being pushed.
 	MountFrom []string
+	// PullAccounts (pull_accounts) are AWS account ids (12 digits) whose
+	// principals may pull from the repository: the repository policy gets
+	// a statement (Sid "ecrgate-pull-accounts", see package repopolicy)
+	// allowing their roots ecr:BatchGetImage, ecr:GetDownloadUrlForLayer
+	// and ecr:BatchCheckLayerAvailability, merged with RepositoryPolicy.
+	PullAccounts []string
+	// PullPrincipals (pull_principals) are IAM role or user ARNs added to
+	// the same statement.
+	PullPrincipals []string
+	// CustomRoleARN (custom_role_arn) is the IAM role ECR assumes when it
+	// creates a repository from this template's ECR creation template
+	// (ecrgate templates export): ECR needs one for KMS encryption and
+	// resource tags. ecrgate's own creations do not use it.
+	CustomRoleARN string
 }
 
 // ExclusionFilter names tags exempt from a template's tag mutability.
@@ -615,6 +629,8 @@ func (c *Config) TemplateFor(repo string) Template {
 		}
 	}
 	t.Tags = maps.Clone(t.Tags)
+	t.PullAccounts = slices.Clone(t.PullAccounts)
+	t.PullPrincipals = slices.Clone(t.PullPrincipals)
 	return t
 }
 

@@ -374,6 +374,9 @@ func (d *decoder) template(n *yaml.Node, key string) Template {
 		"repository_policy": str(&t.RepositoryPolicy),
 		"tags":              func(v *yaml.Node, k string) { t.Tags = d.stringMap(v, k) },
 		"mount_from":        func(v *yaml.Node, k string) { t.MountFrom = d.strings(v, k) },
+		"pull_accounts":     func(v *yaml.Node, k string) { t.PullAccounts = d.strings(v, k) },
+		"pull_principals":   func(v *yaml.Node, k string) { t.PullPrincipals = d.strings(v, k) },
+		"custom_role_arn":   str(&t.CustomRoleARN),
 	})
 	return t
 }

@@ -185,6 +185,22 @@
 //     (base images) may already live, a list of repository names. When a
 //     pusher asks whether a layer exists and ecrgate's own index of blobs
 //     knows no repository holding it, ecrgate asks these.
+//   - pull_accounts: AWS account ids (12 digits) whose principals may pull
+//     from the repositories the template creates, such as a data plane's
+//     account. The repository policy gets one statement, Sid
+//     "ecrgate-pull-accounts", that allows arn:aws:iam::<id>:root (in the
+//     registry's partition) ecr:BatchGetImage, ecr:GetDownloadUrlForLayer
+//     and ecr:BatchCheckLayerAvailability; with repository_policy set too,
+//     the statement is added to that policy's statements, whose Sid must
+//     then differ. The merged policy is the one ecrgate sets, explain shows
+//     and templates export exports; it must stay within 10,240 characters.
+//   - pull_principals: IAM role or user ARNs
+//     (arn:aws:iam::<account>:role/<name>) added to the same statement.
+//   - custom_role_arn: the IAM role (arn:aws:iam::<account>:role/<name>)
+//     that ECR assumes to create repositories from this template's ECR
+//     creation template (ecrgate templates export), which ECR requires
+//     when the template sets KMS encryption or tags. ecrgate's own
+//     creations do not use it.
 //
 // mount_shared_layers: true (default) lets ecrgate answer a pusher's
 // HEAD of a blob that is missing in the target repository by mounting it
@@ -224,6 +240,7 @@
 //	    repository_policy: "@pull-from-prod.json"
 //	    tags: {team: platform, cost-center: "42"}
 //	    mount_from: [team/base]
+//	    pull_accounts: ["111122223333"]
 //
 // A shared team proxy's own file (several replicas, each with it):
 //

@@ -311,6 +311,8 @@ func (v *validator) template(k string, t Template) {
 		}
 	}
 
+	v.pull(k, t)
+
 	tk := joinKey(k, "tags")
 	if len(t.Tags) > maxTags {
 		v.errf(tk, "has %d tags; ECR allows at most %d", len(t.Tags), maxTags)

@@ -51,6 +51,7 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrhost"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
+	"github.com/ecrgate/ecrgate/pkg/repopolicy"
 )
 
 // Plan is the decision for one repository name: is the name valid, which
@@ -80,7 +81,9 @@ type Plan struct {
 	// every setting of Template that CreateRepository takes.
 	Input *ecr.CreateRepositoryInput
 	// LifecyclePolicy and RepositoryPolicy are applied after creation when
-	// not empty (CreateRepository does not take them).
+	// not empty (CreateRepository does not take them). RepositoryPolicy is
+	// the template's repository_policy merged with the statement of its
+	// pull_accounts and pull_principals (see RepositoryPolicy).
 	LifecyclePolicy, RepositoryPolicy string
 	// DryRun is the configuration's dry_run: decide and log, create nothing.
 	DryRun bool
@@ -250,7 +253,6 @@ func decide(cfg *config.Config, registry, repository string) (Plan, error) {
 		Template:         t,
 		Input:            createInput(reg.Account, repository, t),
 		LifecyclePolicy:  t.LifecyclePolicy,
-		RepositoryPolicy: t.RepositoryPolicy,
 		DryRun:           cfg.DryRun,
 		ConfigFile:       cfg.Path,
 		Action:           ActionUnknown,
@@ -258,7 +260,24 @@ func decide(cfg *config.Config, registry, repository string) (Plan, error) {
 	if i := slices.IndexFunc(cfg.Templates, func(x config.Template) bool { return x.Prefix == t.Prefix }); t.Prefix != "" && i >= 0 {
 		p.TemplateKey = fmt.Sprintf("templates[%d]", i)
 	}
+	if p.RepositoryPolicy, err = RepositoryPolicy(t, string(reg.Partition)); err != nil {
+		// Parse and Validate refuse such a template; only a Config built
+		// in code without Validate gets here.
+		p.Action = ActionUnsupported
+		return p, errcode.ErrorCodeUnknown.WithMessage(fmt.Sprintf(
+			"%s cannot be applied: %v; fix it in %s", describeTemplate(t), err, configName(cfg)))
+	}
 	return p, nil
+}
+
+// RepositoryPolicy is the repository policy a repository created from t
+// gets in a registry of partition ("aws", "aws-cn", …): t's
+// repository_policy with the statement that lets its pull_accounts and
+// pull_principals pull (repopolicy.Merge). Every Plan's RepositoryPolicy,
+// and so what serve sets, explain shows and templates export exports, is
+// this.
+func RepositoryPolicy(t config.Template, partition string) (string, error) {
+	return repopolicy.Merge(t.RepositoryPolicy, partition, t.PullAccounts, t.PullPrincipals)
 }
 
 // denied is the DENIED error of a push that needs ecrgate to create a
