@@ -247,15 +247,15 @@ func decide(cfg *config.Config, registry, repository string) (Plan, error) {
 
 	t := cfg.TemplateFor(repository)
 	p := Plan{
-		Registry:         reg.Host,
-		Repository:       repository,
-		Rule:             rule(cfg, repository),
-		Template:         t,
-		Input:            createInput(reg.Account, repository, t),
-		LifecyclePolicy:  t.LifecyclePolicy,
-		DryRun:           cfg.DryRun,
-		ConfigFile:       cfg.Path,
-		Action:           ActionUnknown,
+		Registry:        reg.Host,
+		Repository:      repository,
+		Rule:            rule(cfg, repository),
+		Template:        t,
+		Input:           createInput(reg.Account, repository, t),
+		LifecyclePolicy: t.LifecyclePolicy,
+		DryRun:          cfg.DryRun,
+		ConfigFile:      cfg.Path,
+		Action:          ActionUnknown,
 	}
 	if i := slices.IndexFunc(cfg.Templates, func(x config.Template) bool { return x.Prefix == t.Prefix }); t.Prefix != "" && i >= 0 {
 		p.TemplateKey = fmt.Sprintf("templates[%d]", i)
