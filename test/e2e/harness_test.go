@@ -355,7 +355,10 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 	// A daemon.json of our own, so a host /etc/docker/daemon.json (mirrors,
 	// hosts, proxies) cannot change the test.
 	daemonJSON := filepath.Join(base, "daemon.json")
-	config := "{}\n"
+	// Engine 29 gives containers a time namespace, which Debian's runc 1.1
+	// cannot create ("namespace {"time" ""} does not exist"); older engines
+	// ignore the feature.
+	features := map[string]bool{"time-namespaces": false}
 	storageDriver := "vfs"
 	var storeArgs []string
 	switch d.Store {
@@ -364,7 +367,7 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 		// The containerd image store on Debian's containerd 1.6: the native
 		// snapshotter (no overlayfs on overlayfs) and a containerd of its own,
 		// not one dockerd manages.
-		config = `{"features":{"containerd-snapshotter":true}}` + "\n"
+		features["containerd-snapshotter"] = true
 		storageDriver = "native"
 		c, err := startContainerd(t)
 		if err != nil {
@@ -375,7 +378,8 @@ func startDockerdWith(t *testing.T, o DockerdOptions) *Dockerd {
 	default:
 		t.Fatalf("startDockerd: unknown image store %q", d.Store)
 	}
-	if err := os.WriteFile(daemonJSON, []byte(config), 0o600); err != nil {
+	config, _ := json.Marshal(map[string]any{"features": features})
+	if err := os.WriteFile(daemonJSON, config, 0o600); err != nil {
 		t.Fatalf("daemon.json: %v", err)
 	}
 	logf, err := os.Create(d.LogPath)
