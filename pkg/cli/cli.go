@@ -48,7 +48,7 @@ shows each command's flags and examples.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newCACmd(), newConfigCmd(), newSetupCmd(), newEmulatorCmd())
-	root.AddCommand(newDoctorCmd(), newExplainCmd(), newVersionCmd())
+	root.AddCommand(newDoctorCmd(), newExplainCmd(), newTemplatesCmd(), newVersionCmd())
 	addHelpCommands(root) // after every AddCommand
 	return root
 }
