@@ -279,11 +279,23 @@ func (d *doctor) checkNative(ctx context.Context, reg ecrhost.Registry) Result {
 	for _, t := range d.cfg.Templates {
 		local = append(local, t.Prefix)
 	}
-	var overlaps []string
+	// A native template that is the local template of its prefix as
+	// `ecrgate templates export` made it gives what ecrgate would: no
+	// overlap to warn of.
+	exported := map[string]bool{}
+	if x, err := repocreate.CompareTemplates(d.cfg, reg.Host, natives.Templates); err == nil {
+		for _, et := range x.Templates {
+			exported[et.Prefix] = et.Change == repocreate.ChangeUnchanged
+		}
+	}
+	var overlaps, same []string
 	prefixes := natives.Prefixes()
 	for _, n := range prefixes {
 		for _, l := range local {
-			if overlap(n, l) {
+			switch {
+			case n == l && exported[l]:
+				same = append(same, fmt.Sprintf("%q", n))
+			case overlap(n, l):
 				overlaps = append(overlaps, fmt.Sprintf("native %q overlaps local %q", n, l))
 			}
 		}
@@ -291,10 +303,13 @@ func (d *doctor) checkNative(ctx context.Context, reg ecrhost.Registry) Result {
 	if len(overlaps) > 0 {
 		return Result{Status: Warn,
 			Detail: strings.Join(overlaps, "; ") + ": ecrgate defers to ECR's CREATE_ON_PUSH templates, so names they cover get ECR's settings, not the local template's",
-			Fix:    "remove the overlapping local template, or take CREATE_ON_PUSH off the native one (aws ecr update-repository-creation-template --prefix P --applied-for …); ecrgate explain NAME shows which applies"}
+			Fix:    "remove the overlapping local template, take CREATE_ON_PUSH off the native one (aws ecr update-repository-creation-template --prefix P --applied-for …), or give it the local settings (ecrgate templates export --apply); ecrgate explain NAME shows which applies"}
 	}
 	if len(prefixes) == 0 {
 		return Result{Status: OK, Detail: "no CREATE_ON_PUSH creation templates: ecrgate creates missing repositories from its own templates"}
+	}
+	if len(same) > 0 {
+		return Result{Status: OK, Detail: fmt.Sprintf("CREATE_ON_PUSH templates %s are the local ones as ecrgate templates export makes them: ECR creates those repositories on push, with the same settings (but scan on push, a registry setting)", strings.Join(same, ", "))}
 	}
 	return Result{Status: OK, Detail: fmt.Sprintf("CREATE_ON_PUSH templates %s overlap no local template", strings.Join(quoteAll(prefixes), ", "))}
 }

@@ -198,6 +198,23 @@ func ExportTemplates(ctx context.Context, o ExportOptions) (*Export, error) {
 	return x, nil
 }
 
+// CompareTemplates is ExportTemplates without AWS: the local templates of
+// cfg as ECR creation templates of registry, compared with have (ECR's
+// templates, as DescribeRepositoryCreationTemplates gives them). `ecrgate
+// doctor` tells with it whether an overlapping native template is a local
+// one as exported. The result cannot be applied.
+func CompareTemplates(cfg *config.Config, registry string, have []types.RepositoryCreationTemplate) (*Export, error) {
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	x, err := exportInputs(cfg, registry, "")
+	if err != nil {
+		return nil, err
+	}
+	x.compare(have)
+	return x, nil
+}
+
 // exportInputs builds the ECR template input of each local template of cfg
 // for registry, with its warnings, and the configuration's warnings.
 func exportInputs(cfg *config.Config, registry, roleARN string) (*Export, error) {
