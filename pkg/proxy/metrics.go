@@ -20,6 +20,11 @@ type Metrics struct {
 	Ensures        *prometheus.CounterVec
 	Creations      *prometheus.CounterVec
 	UpstreamErrors *prometheus.CounterVec
+	// Mounts and MountedBytes count the layers (and their bytes) ecrgate
+	// mounted, or copied, from another repository instead of letting the
+	// pusher upload them, by how ("mount" or "copy").
+	Mounts       *prometheus.CounterVec
+	MountedBytes *prometheus.CounterVec
 }
 
 // NewMetrics returns a fresh set of metrics on their own registry.
@@ -38,8 +43,12 @@ func NewMetrics() *Metrics {
 			Help: "Repositories created (or left to a native creation template), by registry."}, []string{"registry", "how"}),
 		UpstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ecrgate_upstream_errors_total",
 			Help: "Upstream failures, by kind."}, []string{"kind"}),
+		Mounts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ecrgate_blobs_mounted_total",
+			Help: "Layers mounted (or copied) from another repository instead of uploaded by the pusher, by how."}, []string{"how"}),
+		MountedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ecrgate_blob_bytes_mounted_total",
+			Help: "Bytes of the layers mounted (or copied) instead of uploaded by the pusher, by how."}, []string{"how"}),
 	}
-	m.reg.MustRegister(m.Requests, m.Latency, m.BytesIn, m.BytesOut, m.Ensures, m.Creations, m.UpstreamErrors,
+	m.reg.MustRegister(m.Requests, m.Latency, m.BytesIn, m.BytesOut, m.Ensures, m.Creations, m.UpstreamErrors, m.Mounts, m.MountedBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/ecrgate/ecrgate/pkg/blobindex"
 	"github.com/ecrgate/ecrgate/pkg/distpath"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
 	"github.com/ecrgate/ecrgate/pkg/ecrname"
@@ -131,6 +132,11 @@ type Options struct {
 	VerifyTTL time.Duration
 	// Now is the clock of that trust (default time.Now).
 	Now func() time.Time
+	// Mounts and Blobs, both set, mount shared layers instead of letting
+	// pushers upload them (see mount.go): Mounts answers whether and from
+	// where, Blobs remembers where blobs were seen.
+	Mounts MountFacts
+	Blobs  *blobindex.Index
 }
 
 // Proxy is the registry http.Handler.
@@ -140,6 +146,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	verified *verified          // InterceptMode, CallerMode: client credentials the upstream accepted
 	probes   singleflight.Group // InterceptMode, CallerMode: one credential probe at a time per fingerprint
+	mounts   *mounter           // nil unless Options.Mounts and Options.Blobs are set
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -177,9 +184,15 @@ func New(o Options) (*Proxy, error) {
 		o.Metrics = NewMetrics()
 	}
 	p := &Proxy{opts: o, log: o.Logger, verified: newVerified(o.VerifyTTL, o.Now)}
+	chain := newUpstreamChain(o)
+	if o.Mounts != nil && o.Blobs != nil {
+		p.mounts = &mounter{facts: o.Mounts, index: o.Blobs, rt: chain, direct: o.Transport, metrics: o.Metrics, o: o,
+			promises: map[string]map[string]promise{}}
+		chain = &blobs{inner: chain, m: p.mounts}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      newUpstreamChain(o),
+		Transport:      chain,
 		FlushInterval:  -1,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.upstreamError,
@@ -343,6 +356,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.opts.Metrics.Ensures.WithLabelValues("ok").Inc()
+		if p.mounts != nil {
+			// The repository exists now: the layers promised to this
+			// push's HEADs are mounted (or copied) before it goes on.
+			if err := p.mounts.fulfil(r.Context(), c, r.Header.Get("Authorization")); err != nil {
+				refuse(err)
+				return
+			}
+		}
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
 }

@@ -28,6 +28,18 @@ type auditRecord struct {
 	DryRun bool `json:"dry_run"`
 	// Warnings lists settings that could not be applied after creation.
 	Warnings []string `json:"warnings,omitempty"`
+	// Mount, on a record of its own, is a layer ecrgate mounted into the
+	// repository instead of letting the pusher upload it; Template is
+	// empty then.
+	Mount *auditMount `json:"mount,omitempty"`
+}
+
+// auditMount is a layer mounted (or copied) from another repository.
+type auditMount struct {
+	Digest string `json:"digest"`
+	From   string `json:"from"`
+	Size   int64  `json:"size"`
+	How    string `json:"how"` // "mount" or "copy"
 }
 
 // auditLog appends JSON lines to a file. Each record is one write on a file

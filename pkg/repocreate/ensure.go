@@ -76,6 +76,7 @@ type Ensurer struct {
 	onCreate func(registry, how string)
 	audit    *auditLog
 	flights  singleflight.Group
+	mounts   mountFacts
 
 	mu      sync.Mutex
 	known   map[string]knownRepo // registry + "/" + repository
