@@ -150,6 +150,11 @@ func freeAddr() (string, error) {
 // the server's addr is then that listener (an HTTP proxy taking CONNECT)
 // and caCert the CA certificate the client must trust.
 func startEcrgate(ctx context.Context, bin, dir string, e *ecrfake.Emulator, extraEnv []string, intercept bool) (*server, error) {
+	return startEcrgateWith(ctx, bin, dir, e, extraEnv, intercept, "")
+}
+
+// startEcrgateWith is startEcrgate with extraYAML appended to the config.
+func startEcrgateWith(ctx context.Context, bin, dir string, e *ecrfake.Emulator, extraEnv []string, intercept bool, extraYAML string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -170,7 +175,7 @@ registries:
   - host: %s
     endpoint: %s
     api_endpoint: %s
-`, listen, admin, registry, registry, e.URL(), e.URL())
+`, listen, admin, registry, registry, e.URL(), e.URL()) + extraYAML
 	var data, caCert, ilisten string
 	if intercept {
 		data = filepath.Join(dir, "data")

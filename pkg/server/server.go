@@ -21,6 +21,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ecrgate/ecrgate/pkg/blobindex"
 	"github.com/ecrgate/ecrgate/pkg/certreload"
 	"github.com/ecrgate/ecrgate/pkg/config"
 	"github.com/ecrgate/ecrgate/pkg/ecrauth"
@@ -161,6 +162,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer w.ens.Close()
+	defer w.closeBlobs(log)
 	rt, upstreams, base := w.rt, w.upstreams, w.base
 	regSrv := &http.Server{Handler: browserGuard(rt, cfg.AllowRemote, w.registry), ReadHeaderTimeout: registryHeaderTimeout, IdleTimeout: o.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
@@ -230,6 +232,7 @@ type wiring struct {
 	upstreams func(registry string) (*url.URL, error)
 	base      proxy.Options // the registry-mode proxy's options
 	ens       *repocreate.Ensurer
+	blobs     *blobindex.Index // nil with mount_shared_layers: false
 	registry  http.Handler
 	admin     http.Handler
 }
@@ -257,6 +260,12 @@ func wire(cfg *config.Config, o Options, log *slog.Logger) (*wiring, error) {
 	w := &wiring{rt: route.New(cfg), upstreams: upstreamCache(cfg), ens: ens}
 	w.base = proxy.Options{Resolve: targets(w.rt, w.upstreams, route.RegistryListener, ""), AnswerPing: true, Ensurer: ens, Tokens: tokens,
 		Transport: o.Transport, Logger: log, Metrics: metrics, ManifestBudget: proxy.NewManifestBudget(proxy.DefaultManifestBudget)}
+	if cfg.MountShared() {
+		// One index for every proxy of the process: where blobs were
+		// seen, so shared layers are mounted instead of uploaded.
+		w.blobs = blobindex.Open(blobindex.Options{Path: blobindex.DefaultPath(o.Env), Logger: log})
+		w.base.Mounts, w.base.Blobs = ens, w.blobs
+	}
 	if cfg.AllowRemote {
 		// A shared service has no privileged neighbours: every client,
 		// loopback ones too, meets ECR's own challenge and brings its own
@@ -270,6 +279,7 @@ func wire(cfg *config.Config, o Options, log *slog.Logger) (*wiring, error) {
 	}
 	if err != nil {
 		ens.Close()
+		w.closeBlobs(log)
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -277,6 +287,13 @@ func wire(cfg *config.Config, o Options, log *slog.Logger) (*wiring, error) {
 	mux.Handle("GET /metrics", metrics.Handler())
 	w.admin = mux
 	return w, nil
+}
+
+// closeBlobs writes the blob index one last time.
+func (w *wiring) closeBlobs(log *slog.Logger) {
+	if err := w.blobs.Close(); err != nil {
+		log.Warn("blob index not saved", "err", err)
+	}
 }
 
 // serveHTTP serves s on ln until ctx ends, or calls stop when serving
