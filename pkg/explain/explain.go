@@ -98,8 +98,19 @@ type Result struct {
 	Template *Template `json:"template,omitempty"`
 	DryRun   bool      `json:"dry_run"`
 
+	// Mounts says whether a push of the name gets the layers it lacks
+	// mounted from other repositories of the registry (#16).
+	Mounts *Mounts `json:"mounts,omitempty"`
+
 	Verdict string `json:"verdict"`
 	Summary string `json:"summary"`
+}
+
+// Mounts is what ecrgate does with a layer a push of the name lacks:
+// mount_shared_layers, and the template's mount_from.
+type Mounts struct {
+	Enabled bool     `json:"enabled"`
+	From    []string `json:"mount_from,omitempty"`
 }
 
 // Rule is the allow/deny rule that decides whether ecrgate may create the
@@ -169,6 +180,8 @@ func Explain(ctx context.Context, name string, o Options) (*Result, error) {
 	r.Valid = true
 	r.Rule = rule(p)
 	r.Template = localTemplate(p)
+	on, from := repocreate.MountSources(cfg, t.repository)
+	r.Mounts = &Mounts{Enabled: on, From: from}
 
 	if o.Offline {
 		r.Verdict = VerdictUnknown

@@ -335,3 +335,36 @@ func TestExplainDryRun(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// explain says whether a push of the name gets shared layers mounted, and
+// from where the template says to look.
+func TestExplainMounts(t *testing.T) {
+	f := setup(t, "")
+	for _, tt := range []struct {
+		yaml     string
+		on       bool
+		from     string
+		wantText string
+	}{
+		{"templates:\n  - prefix: team\n    mount_from: [team/base, tools/runtime]\n", true, "team/base,tools/runtime", "mount_from: team/base, tools/runtime"},
+		{"", true, "", "mounts       on (mount_shared_layers)"},
+		{"mount_shared_layers: false\ntemplates:\n  - prefix: team\n    mount_from: [team/base]\n", false, "", "mounts       off (mount_shared_layers: false)"},
+	} {
+		cfg, err := config.Parse([]byte("default_registry: "+reg+"\n"+tt.yaml), "", f.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.cfg = cfg
+		r := f.explain(t, "team/app", func(o *explain.Options) { o.Offline = true })
+		if r.Mounts == nil || r.Mounts.Enabled != tt.on || strings.Join(r.Mounts.From, ",") != tt.from {
+			t.Errorf("%q: Mounts = %+v, want enabled %v from %q", tt.yaml, r.Mounts, tt.on, tt.from)
+		}
+		var b strings.Builder
+		if err := r.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tt.wantText) {
+			t.Errorf("%q: text lacks %q:\n%s", tt.yaml, tt.wantText, b.String())
+		}
+	}
+}

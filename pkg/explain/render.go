@@ -112,6 +112,17 @@ func (r *Result) WriteText(w io.Writer) error {
 	if r.DryRun {
 		line("dry run", "on: ecrgate creates nothing")
 	}
+	switch m := r.Mounts; {
+	case m == nil:
+	case !m.Enabled:
+		line("mounts", "off (mount_shared_layers: false): pushers upload every layer the repository lacks")
+	default:
+		where := "repositories of this registry ecrgate saw holding it"
+		if len(m.From) > 0 {
+			where += ", then mount_from: " + strings.Join(m.From, ", ")
+		}
+		line("mounts", "on (mount_shared_layers): a layer the repository lacks is mounted from %s, when the registry's BLOB_MOUNTING is ENABLED and the encryption matches; the pusher skips its upload", where)
+	}
 	line("verdict", "%s: %s", r.Verdict, r.Summary)
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -66,12 +66,22 @@ func (r RepoEncryption) String() string {
 }
 
 // MountFrom says whether mount_shared_layers is on and which repositories
-// the template of repository names in mount_from.
+// the template of repository names in mount_from (MountSources).
 func (e *Ensurer) MountFrom(repository string) (enabled bool, from []string) {
-	if !e.cfg.MountShared() {
+	return MountSources(e.cfg, repository)
+}
+
+// MountSources says whether cfg's mount_shared_layers is on and which
+// repositories the template of repository names in mount_from: what the
+// proxy asks, and what explain shows.
+func MountSources(cfg *config.Config, repository string) (enabled bool, from []string) {
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	if !cfg.MountShared() {
 		return false, nil
 	}
-	return true, e.cfg.TemplateFor(repository).MountFrom
+	return true, cfg.TemplateFor(repository).MountFrom
 }
 
 // BlobMounting reports whether registry's BLOB_MOUNTING account setting is
