@@ -35,7 +35,8 @@ one that is not ok:
   create permission    what can be told without creating anything: ECR has no
                        dry run, so ecr:CreateRepository itself stays unverified (warn)
   native templates     ECR's own CREATE_ON_PUSH creation templates that overlap
-                       local templates (ecrgate defers to them)
+                       local templates (ecrgate defers to them), unless one is
+                       the local template as "ecrgate templates export" made it
   docker credHelpers   Docker's config.json names docker-credential-ecrgate for
                        every registry and local proxy host
   credential helper    docker-credential-ecrgate is on PATH

@@ -373,7 +373,7 @@ func fields(want *ecr.CreateRepositoryCreationTemplateInput, have *types.Reposit
 		{"image_tag_mutability_exclusion_filters", filtersText(h.ImageTagMutabilityExclusionFilters), filtersText(want.ImageTagMutabilityExclusionFilters)},
 		{"encryption", hEnc, wEnc},
 		{"resource_tags", tagsText(h.ResourceTags), tagsText(want.ResourceTags)},
-		{"repository_policy", canonicalJSON(aws.ToString(h.RepositoryPolicy)), canonicalJSON(aws.ToString(want.RepositoryPolicy))},
+		{"repository_policy", canonicalPolicy(aws.ToString(h.RepositoryPolicy)), canonicalPolicy(aws.ToString(want.RepositoryPolicy))},
 		{"lifecycle_policy", canonicalJSON(aws.ToString(h.LifecyclePolicy)), canonicalJSON(aws.ToString(want.LifecyclePolicy))},
 		{"custom_role_arn", aws.ToString(h.CustomRoleArn), aws.ToString(want.CustomRoleArn)},
 	}
@@ -436,6 +436,50 @@ func canonicalJSON(s string) string {
 		return s
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// canonicalPolicy is canonicalJSON of an IAM policy in which the forms IAM
+// takes as equal are made equal: Statement and each Action, NotAction,
+// Resource, NotResource and Principal value as a list, even of one.
+// (Services may hand a policy back in the other form.)
+func canonicalPolicy(s string) string {
+	var doc map[string]any
+	if s == "" || json.Unmarshal([]byte(s), &doc) != nil {
+		return canonicalJSON(s)
+	}
+	list := func(v any) any {
+		if _, ok := v.([]any); ok || v == nil {
+			return v
+		}
+		return []any{v}
+	}
+	sts, _ := list(doc["Statement"]).([]any)
+	for _, st := range sts {
+		m, ok := st.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range []string{"Action", "NotAction", "Resource", "NotResource"} {
+			if v, ok := m[k]; ok {
+				m[k] = list(v)
+			}
+		}
+		for _, k := range []string{"Principal", "NotPrincipal"} {
+			if p, ok := m[k].(map[string]any); ok {
+				for t, v := range p {
+					p[t] = list(v)
+				}
+			}
+		}
+	}
+	if sts != nil {
+		doc["Statement"] = sts
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return canonicalJSON(s)
+	}
+	return canonicalJSON(string(b))
 }
 
 // ErrRoleMissing is Apply's error when a template that needs a custom role
