@@ -282,3 +282,50 @@ func pushDirect(t *testing.T, e *ecrfake.Emulator, api *ecr.Client, repoTag stri
 		t.Fatalf("push %s straight to the emulator: %v", repoTag, err)
 	}
 }
+
+// What ECR's templates cannot do as ecrgate does is said, per template and
+// for the configuration.
+func TestExportWarnings(t *testing.T) {
+	cfg := parseExportConfig(t, `allow: ["team/**"]
+deny: ["*/tmp*"]
+dry_run: true
+templates:
+  - prefix: team
+    mount_from: [team/base]
+    custom_role_arn: arn:aws:iam::999999999999:role/elsewhere
+  - prefix: ROOT
+    scan_on_push: true
+`)
+	have := []types.RepositoryCreationTemplate{{Prefix: aws.String("team"),
+		AppliedFor: []types.RCTAppliedFor{types.RCTAppliedForReplication}}}
+	x, err := repocreate.CompareTemplates(cfg, exportRegistry, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := func(ws []string) string { return strings.Join(ws, "\n") }
+	team, root := joined(x.Templates[0].Warnings), joined(x.Templates[1].Warnings)
+	for _, c := range []struct{ in, want string }{
+		{team, "mount_from: ecrgate's own"},
+		{team, "arn:aws:iam::999999999999:role/elsewhere is not a role of account 123456789012"},
+		{team, `ECR's template "team" is also applied for REPLICATION`},
+		{root, `"filter":"*"`},
+		{joined(x.Warnings), "allow: and deny: have no counterpart"},
+		{joined(x.Warnings), "dry_run: true has no counterpart"},
+	} {
+		if !strings.Contains(c.in, c.want) {
+			t.Errorf("warnings lack %q:\n%s", c.want, c.in)
+		}
+	}
+	if strings.Contains(joined(x.Warnings), "no ROOT template") {
+		t.Error("warns of a missing ROOT template that exists")
+	}
+	if got := x.Templates[0].Input.AppliedFor; !slices.Equal(got, []types.RCTAppliedFor{types.RCTAppliedForCreateOnPush, types.RCTAppliedForReplication}) {
+		t.Errorf("team applied for %v; want CREATE_ON_PUSH added to REPLICATION", got)
+	}
+	if x.Templates[0].Change != repocreate.ChangeUpdate || x.Templates[1].Change != repocreate.ChangeCreate {
+		t.Errorf("changes %s, %s", x.Templates[0].Change, x.Templates[1].Change)
+	}
+	if _, err := repocreate.CompareTemplates(cfg, "public.ecr.aws", nil); err == nil {
+		t.Error("ECR Public has no creation templates, yet no error")
+	}
+}
