@@ -31,6 +31,7 @@ type mountFixture struct {
 	*emulated
 	index   *blobindex.Index
 	metrics *Metrics
+	tr      *http.Transport // every connection to the emulator
 	addr    string
 	base    []v1.Layer // three base layers, pushed to base/img directly
 }
@@ -40,7 +41,11 @@ const layerSize = 256 << 10
 func startMount(t *testing.T, yaml string, facts func(*repocreate.Ensurer) MountFacts) *mountFixture {
 	t.Helper()
 	m := startEmulated(t, yaml)
-	f := &mountFixture{emulated: m, index: blobindex.Open(blobindex.Options{}), metrics: NewMetrics()}
+	// Idle connections to the emulator closed before it stops, which
+	// would otherwise wait for them.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	f := &mountFixture{emulated: m, index: blobindex.Open(blobindex.Options{}), metrics: NewMetrics(), tr: tr}
 	var mf MountFacts = m.ens
 	if facts != nil {
 		mf = facts(m.ens)
@@ -49,7 +54,7 @@ func startMount(t *testing.T, yaml string, facts func(*repocreate.Ensurer) Mount
 		Resolve: func(_, name string) (Target, error) {
 			return Target{Registry: chainRegistry, Repository: name, Upstream: m.upstream}, nil
 		},
-		AnswerPing: true, Ensurer: m.ens, Tokens: &emulatorTokens{api: m.api}, Logger: discard, Metrics: f.metrics,
+		AnswerPing: true, Ensurer: m.ens, Tokens: &emulatorTokens{api: m.api}, Logger: discard, Metrics: f.metrics, Transport: tr,
 		Mounts: mf, Blobs: f.index,
 	})
 	if err != nil {
@@ -89,7 +94,7 @@ func (f *mountFixture) pushDirect(t *testing.T, ref string, img v1.Image) {
 		t.Fatal(err)
 	}
 	auth := &authn.Basic{Username: "AWS", Password: password(f.auth(t))}
-	if err := remote.Write(r, img, remote.WithAuth(auth)); err != nil {
+	if err := remote.Write(r, img, remote.WithAuth(auth), remote.WithTransport(f.tr)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -129,7 +134,7 @@ func (f *mountFixture) pulled(t *testing.T, ref string, img v1.Image) {
 		t.Fatal(err)
 	}
 	auth := &authn.Basic{Username: "AWS", Password: password(f.auth(t))}
-	got, err := remote.Image(r, remote.WithAuth(auth))
+	got, err := remote.Image(r, remote.WithAuth(auth), remote.WithTransport(f.tr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +167,7 @@ func (f *mountFixture) setting(t *testing.T, value string) {
 // base layers are promised to its HEADs and mounted once the repository
 // exists.
 func TestMountFromTemplateIntoNewRepository(t *testing.T) {
-	f := startMount(t, "templates:\n  - prefix: ROOT\n    mount_from: [base/img]\n", nil)
+	f := startMount(t, "templates:\n  - prefix: team\n    mount_from: [base/img]\n", nil)
 	f.setting(t, "ENABLED")
 	img := f.image(t)
 	up, err := f.push(t, "team/app:1", img)
@@ -179,6 +184,14 @@ func TestMountFromTemplateIntoNewRepository(t *testing.T) {
 		t.Errorf("ecrgate_blob_bytes_mounted_total{how=mount} = %v, want at least %d", n, 3*layerSize)
 	}
 	f.pulled(t, "team/app:1", img)
+
+	// At once, to a repository whose template names nothing: the index
+	// knows team/app holds the layers now (it was missing a moment ago).
+	img2 := f.image(t)
+	if up, err = f.push(t, "other/app:1", img2); err != nil || up >= 2*layerSize {
+		t.Errorf("push to other/app uploaded %d bytes (err %v), want under %d: mounted from team/app", up, err, 2*layerSize)
+	}
+	f.pulled(t, "other/app:1", img2)
 }
 
 // Without mount_from, the index learns from a push through ecrgate, and

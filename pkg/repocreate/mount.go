@@ -22,13 +22,10 @@ import (
 // mounts only between those). The answers from ECR are remembered, since
 // a push asks them once per layer.
 
-// Remembered answers: the setting and encryption of existing repositories
-// for mountFactsTTL; a repository found missing for mountMissingTTL only,
-// since the push that asked is about to create it.
-const (
-	mountFactsTTL   = 5 * time.Minute
-	mountMissingTTL = 5 * time.Second
-)
+// mountFactsTTL is how long the setting and the encryption of existing
+// repositories are remembered. A repository found missing is not: the
+// push that asked is about to create it, and then it is a source too.
+const mountFactsTTL = 5 * time.Minute
 
 // accountSettings is the part of the ECR API that reads account settings;
 // *ecr.Client has it.
@@ -143,15 +140,14 @@ func (e *Ensurer) Encryption(ctx context.Context, registry, repository string) (
 	if err != nil {
 		return RepoEncryption{}, err
 	}
-	ttl := mountFactsTTL
 	if !enc.Exists {
-		ttl = mountMissingTTL
+		return enc, nil
 	}
 	e.mounts.mu.Lock()
 	if e.mounts.repos == nil || len(e.mounts.repos) >= 4096 {
 		e.mounts.repos = map[string]fact[RepoEncryption]{}
 	}
-	e.mounts.repos[key] = fact[RepoEncryption]{v: enc, expires: now.Add(ttl)}
+	e.mounts.repos[key] = fact[RepoEncryption]{v: enc, expires: now.Add(mountFactsTTL)}
 	e.mounts.mu.Unlock()
 	return enc, nil
 }
