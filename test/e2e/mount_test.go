@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,7 +87,7 @@ func mountSeed(t *testing.T, e *ecrfake.Emulator, account string, base v1.Image)
 	if _, err := api.CreateRepository(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
-	out, err := api.GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{})
+	out, err := api.GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{RegistryIds: []string{account}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +111,12 @@ func mountSeed(t *testing.T, e *ecrfake.Emulator, account string, base v1.Image)
 	if err := remote.Write(ref, base, remote.WithAuth(&authn.Basic{Username: "AWS", Password: pw}), remote.WithTransport(tr)); err != nil {
 		t.Fatalf("push %s directly: %v", mountBaseRepo, err)
 	}
-	if err := e.SetAccountSetting(account, "BLOB_MOUNTING", "ENABLED"); err != nil {
-		t.Fatal(err)
+	// GetAccountSetting answers for the caller's own registry, and
+	// ecrgate asks as the emulator's default user: enabled there too.
+	for _, a := range []string{account, e.Account()} {
+		if err := e.SetAccountSetting(a, "BLOB_MOUNTING", "ENABLED"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -183,7 +188,7 @@ func TestMountBuildKit(t *testing.T) {
 	mountSeed(t, e, mountAccount, base)
 
 	// The other registry BuildKit pulls the base from.
-	local := httptest.NewServer(registry.New())
+	local := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(local.Close)
 	localHost := strings.TrimPrefix(local.URL, "http://")
 	if err := crane.Push(base, localHost+"/base:1", crane.Insecure); err != nil {
