@@ -88,6 +88,7 @@ func mountSeed(t *testing.T, e *ecrfake.Emulator, account string, base v1.Image)
 	if _, err := api.CreateRepository(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 registryIds is deprecated but still names the registry whose token the emulator hands out, as the credential helper asks
 	out, err := api.GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{RegistryIds: []string{account}})
 	if err != nil {
 		t.Fatal(err)
