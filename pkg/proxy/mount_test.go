@@ -366,3 +366,26 @@ func counter(c *prometheus.CounterVec, label string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A source the pusher's credentials may not read is never promised from:
+// the HEAD there carries the same credentials as the pusher's request.
+func TestMountSourceNotReadable(t *testing.T) {
+	f := startMount(t, "templates:\n  - prefix: ROOT\n    mount_from: [base/img]\n", nil)
+	f.setting(t, "ENABLED")
+	policy := `{"Version":"2012-10-17","Statement":[{"Sid":"no","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::` + f.e.Account() +
+		`:user/ecrfake"},"Action":["ecr:BatchCheckLayerAvailability","ecr:GetDownloadUrlForLayer"]}]}`
+	if _, err := f.api.SetRepositoryPolicy(context.Background(), &ecr.SetRepositoryPolicyInput{RepositoryName: aws.String("base/img"), PolicyText: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	img := f.image(t)
+	up, err := f.push(t, "team/app:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up < 4*layerSize {
+		t.Errorf("uploaded %d bytes, want every layer: the source is not readable with the pusher's credentials", up)
+	}
+	if n := counter(f.metrics.Mounts, "mount") + counter(f.metrics.Mounts, "copy"); n != 0 {
+		t.Errorf("%v layers mounted from a source the pusher may not read", n)
+	}
+}
