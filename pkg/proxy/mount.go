@@ -297,6 +297,12 @@ func (m *mounter) fulfil(ctx context.Context, c *call, auth string) error {
 				continue
 			}
 			if err := m.copy(ctx, c, p.from, dg, auth, p.size); err != nil {
+				var ec errcode.Error
+				if !errors.As(err, &ec) {
+					// Not the source gone: kept for the client's retry
+					// of this write, which tries again.
+					m.promise(c.target.Registry, c.target.Repository, dg, p.from, p.size)
+				}
 				errs = append(errs, err)
 			}
 		}
@@ -309,7 +315,7 @@ func (m *mounter) fulfil(ctx context.Context, c *call, auth string) error {
 	if errors.As(err, &ec) {
 		return ec
 	}
-	return errcode.ErrorCodeUnavailable.WithMessage(err.Error())
+	return errcode.ErrorCodeUnavailable.WithMessage(err.Error() + "; retry the push")
 }
 
 // sub is a call for a request the mounter sends about repo of c's

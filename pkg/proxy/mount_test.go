@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ecrgate/ecrgate/pkg/blobindex"
+	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 	"github.com/ecrgate/ecrgate/pkg/repocreate"
 )
 
@@ -274,6 +275,9 @@ func TestMountRefusedCopies(t *testing.T) {
 	f.pushDirect(t, "base/kms:1", img)
 	full := f.image(t)
 	cancels := f.e.Calls("Registry.UploadCancel")
+	// One copy's download fails once: the write that was to keep the
+	// promise fails (UNAVAILABLE), and the client's retry keeps it.
+	f.e.FailNext("Registry.BlobGet", 1, ecrfake.FaultServerError)
 	if _, err := f.push(t, "team/app:1", full); err != nil {
 		t.Fatal(err)
 	}
