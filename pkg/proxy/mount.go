@@ -64,6 +64,10 @@ const (
 	maxPromises = 10_000
 	// maxMountCandidates bounds the source repositories asked per layer.
 	maxMountCandidates = 6
+	// deletedTTL is how long a blob a client deleted from a repository is
+	// not mounted back into it; maxDeleted bounds how many are kept.
+	deletedTTL = 30 * time.Minute
+	maxDeleted = 4096
 )
 
 var sha256Digest = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
@@ -81,6 +85,7 @@ type mounter struct {
 	mu       sync.Mutex
 	promises map[string]map[string]promise // registry/repository -> digest -> promise
 	count    int
+	deleted  map[string]time.Time // registry/repository@digest a client deleted -> until when it stays so
 	flights  singleflight.Group
 }
 
@@ -117,7 +122,7 @@ func (b *blobs) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // learn records in the index a blob the upstream just showed to be in the
-// request's repository.
+// request's repository, and forgets one it showed to be gone.
 func (m *mounter) learn(c *call, req *http.Request, resp *http.Response) {
 	reg, repo := c.target.Registry, c.target.Repository
 	switch {
@@ -133,6 +138,13 @@ func (m *mounter) learn(c *call, req *http.Request, resp *http.Response) {
 		if dg := req.URL.Query().Get("mount"); sha256Digest.MatchString(dg) {
 			m.index.Add(reg, repo, dg, -1)
 		}
+	case c.route.Op == distpath.BlobDelete && resp.StatusCode == http.StatusAccepted:
+		// A blob the client deleted stays deleted for it: a HEAD right
+		// after must find nothing, not a mount from elsewhere.
+		m.index.Forget(reg, repo, c.route.Ref)
+		m.markDeleted(reg, repo, c.route.Ref)
+	case (c.route.Op == distpath.BlobHead || c.route.Op == distpath.BlobGet) && resp.StatusCode == http.StatusNotFound:
+		m.index.Forget(reg, repo, c.route.Ref)
 	}
 }
 
@@ -144,7 +156,7 @@ func (m *mounter) onMiss(req *http.Request, c *call) *http.Response {
 		return nil
 	}
 	enabled, from := m.facts.MountFrom(repo)
-	if !enabled {
+	if !enabled || m.wasDeleted(reg, repo, dg) {
 		return nil
 	}
 	if size, ok := m.promised(reg, repo, dg); ok {
@@ -199,6 +211,33 @@ func (m *mounter) onMiss(req *http.Request, c *call) *http.Response {
 		return headOK(req, dg, size)
 	}
 	return nil
+}
+
+func (m *mounter) markDeleted(reg, repo, dg string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if len(m.deleted) >= maxDeleted {
+		for k, until := range m.deleted {
+			if !now.Before(until) {
+				delete(m.deleted, k)
+			}
+		}
+		for k := range m.deleted { // still full: any one goes
+			if len(m.deleted) < maxDeleted {
+				break
+			}
+			delete(m.deleted, k)
+		}
+	}
+	m.deleted[reg+"/"+repo+"@"+dg] = now.Add(deletedTTL)
+}
+
+func (m *mounter) wasDeleted(reg, repo, dg string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	until, ok := m.deleted[reg+"/"+repo+"@"+dg]
+	return ok && time.Now().Before(until)
 }
 
 // headOK is ECR's answer to a HEAD of a blob it has.

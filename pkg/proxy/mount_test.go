@@ -281,11 +281,15 @@ func TestMountRefusedCopies(t *testing.T) {
 	if _, err := f.push(t, "team/app:1", full); err != nil {
 		t.Fatal(err)
 	}
-	if n := counter(f.metrics.Mounts, "copy"); n != 3 {
-		t.Errorf("ecrgate_blobs_mounted_total{how=copy} = %v, want 3", n)
+	// Each base layer was promised and copied, unless its HEAD came after
+	// the push's first write created the repository: then ecrgate tried
+	// the mount at once and, refused, let the client upload it.
+	copies := counter(f.metrics.Mounts, "copy")
+	if copies < 1 || copies > 3 {
+		t.Errorf("ecrgate_blobs_mounted_total{how=copy} = %v, want 1 to 3", copies)
 	}
-	if n := f.e.Calls("Registry.UploadCancel") - cancels; n < 3 {
-		t.Errorf("%d upload sessions cancelled, want one per refused mount (3)", n)
+	if n := f.e.Calls("Registry.UploadCancel") - cancels; n < int(copies) {
+		t.Errorf("%d upload sessions cancelled, want one per refused mount (at least %v)", n, copies)
 	}
 	f.pulled(t, "team/app:1", full)
 }
@@ -391,5 +395,44 @@ func TestMountSourceNotReadable(t *testing.T) {
 	}
 	if n := counter(f.metrics.Mounts, "mount") + counter(f.metrics.Mounts, "copy"); n != 0 {
 		t.Errorf("%v layers mounted from a source the pusher may not read", n)
+	}
+}
+
+// A blob a client deletes from a repository is not mounted back into it
+// by the next HEAD there, though another repository holds it.
+func TestMountNotAfterDelete(t *testing.T) {
+	f := startMount(t, "templates:\n  - prefix: ROOT\n    mount_from: [base/img]\n", nil)
+	f.setting(t, "ENABLED")
+	f.create(t, "team/app", nil)
+	dg := mustDigest(t, f.base[0])
+	head := func() int {
+		req, err := http.NewRequest(http.MethodHead, "http://"+f.addr+"/v2/team/app/blobs/"+dg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := head(); code != http.StatusOK {
+		t.Fatalf("HEAD in an existing repository = %d, want 200 (mounted from base/img)", code)
+	}
+	req, err := http.NewRequest(http.MethodDelete, "http://"+f.addr+"/v2/team/app/blobs/"+dg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE = %d", resp.StatusCode)
+	}
+	if code := head(); code != http.StatusNotFound {
+		t.Errorf("HEAD after DELETE = %d, want 404", code)
 	}
 }

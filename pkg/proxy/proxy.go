@@ -187,7 +187,7 @@ func New(o Options) (*Proxy, error) {
 	chain := newUpstreamChain(o)
 	if o.Mounts != nil && o.Blobs != nil {
 		p.mounts = &mounter{facts: o.Mounts, index: o.Blobs, rt: chain, direct: o.Transport, metrics: o.Metrics, o: o,
-			promises: map[string]map[string]promise{}}
+			promises: map[string]map[string]promise{}, deleted: map[string]time.Time{}}
 		chain = &blobs{inner: chain, m: p.mounts}
 	}
 	p.rp = &httputil.ReverseProxy{
