@@ -172,6 +172,41 @@ func TestMountCrane(t *testing.T) {
 	}
 }
 
+// TestMountSkopeo: skopeo copies an image whose base layers live in
+// base/runtime from another registry (a plain local one) to a new
+// repository through `ecrgate serve`: it asks (HEAD) before each upload,
+// and the base layers are mounted.
+func TestMountSkopeo(t *testing.T) {
+	requireTools(t, skopeoBin)
+	e := ecrfake.Start(t, ecrfake.Options{})
+	base := mountBase(t)
+	mountSeed(t, e, e.Account(), base)
+	listen := startServe(t, e, "templates:\n  - prefix: svc\n    mount_from: ["+mountBaseRepo+"]\n")
+	local := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(local.Close)
+	localHost := strings.TrimPrefix(local.URL, "http://")
+	own, err := random.Layer(mountLayerSize, "application/vnd.docker.image.rootfs.diff.tar.gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crane.Push(img, localHost+"/app:1", crane.Insecure); err != nil {
+		t.Fatal(err)
+	}
+	before := e.UploadBytes()
+	if _, out, err := skopeoCopy(t, "docker://"+localHost+"/app:1", "docker://"+listen+"/svc/skopeo:1", skopeoOpts{}); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	up := e.UploadBytes() - before
+	t.Logf("skopeo copy: the emulator's upload handlers read %d bytes (base layers %d, own layer %d)", up, 3*mountLayerSize, mountLayerSize)
+	if up >= 2*mountLayerSize {
+		t.Errorf("skopeo copy uploaded %d bytes, want under %d: the base layers should have been mounted", up, 2*mountLayerSize)
+	}
+}
+
 // TestMountBuildKit: `docker build --push` (BuildKit, buildx plugin) of
 // an image FROM a base that BuildKit pulls from another registry (a plain
 // local one, so BuildKit knows no source repository in the target
