@@ -18,35 +18,16 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 )
 
-// accountSettingOps are GetAccountSetting and PutAccountSetting as the
-// published ECR service model (botocore's service-2.json) describes them.
-// Debian's AWS CLI v2.9 predates them; accountSettingCLIEnv adds them to a
-// copy of its model so the same CLI can call them.
-const accountSettingOps = `{
- "operations": {
-  "GetAccountSetting": {"name": "GetAccountSetting", "http": {"method": "POST", "requestUri": "/"},
-   "input": {"shape": "GetAccountSettingRequest"}, "output": {"shape": "GetAccountSettingResponse"},
-   "errors": [{"shape": "ServerException"}, {"shape": "ValidationException"}, {"shape": "InvalidParameterException"}]},
-  "PutAccountSetting": {"name": "PutAccountSetting", "http": {"method": "POST", "requestUri": "/"},
-   "input": {"shape": "PutAccountSettingRequest"}, "output": {"shape": "PutAccountSettingResponse"},
-   "errors": [{"shape": "ServerException"}, {"shape": "ValidationException"}, {"shape": "InvalidParameterException"}, {"shape": "LimitExceededException"}]}
- },
- "shapes": {
-  "AccountSettingName": {"type": "string", "max": 64, "min": 1},
-  "AccountSettingValue": {"type": "string"},
-  "GetAccountSettingRequest": {"type": "structure", "required": ["name"], "members": {"name": {"shape": "AccountSettingName"}}},
-  "GetAccountSettingResponse": {"type": "structure", "members": {"name": {"shape": "AccountSettingName"}, "value": {"shape": "AccountSettingName"}}},
-  "PutAccountSettingRequest": {"type": "structure", "required": ["name", "value"], "members": {"name": {"shape": "AccountSettingName"}, "value": {"shape": "AccountSettingValue"}}},
-  "PutAccountSettingResponse": {"type": "structure", "members": {"name": {"shape": "AccountSettingName"}, "value": {"shape": "AccountSettingValue"}}}
- }
-}`
-
-// accountSettingCLIEnv returns the environment that lets awsCLI call
-// get-/put-account-setting: none when it knows them, else AWS_DATA_PATH
-// pointing at its own ECR model with the two operations added.
-func accountSettingCLIEnv(t *testing.T) []string {
+// ecrModelCLIEnv returns the environment that lets awsCLI call the ECR
+// operations newer than it: none when it knows them, else AWS_DATA_PATH
+// pointing at a copy of its own ECR model with the operations of
+// testdata/ecr-model-additions.json added. That file holds, from botocore
+// 1.43.11's ECR model, the 17 operations Debian's AWS CLI v2.9 lacks
+// (creation templates, account settings, update- and
+// validate-pull-through-cache-rule, …) and the shapes they need.
+func ecrModelCLIEnv(t *testing.T) []string {
 	t.Helper()
-	if _, err := runCmdStdout(t, nil, awsCLI, "ecr", "get-account-setting", "--generate-cli-skeleton"); err == nil {
+	if _, err := runCmdStdout(t, nil, awsCLI, "ecr", "update-repository-creation-template", "--generate-cli-skeleton"); err == nil {
 		return nil
 	}
 	// A packaged CLI is a Python script: its interpreter finds its model.
@@ -57,7 +38,7 @@ func accountSettingCLIEnv(t *testing.T) []string {
 	first, _, _ := strings.Cut(string(script), "\n")
 	python := strings.TrimSpace(strings.TrimPrefix(first, "#!"))
 	if !strings.HasPrefix(first, "#!") || strings.Contains(python, " ") {
-		t.Fatalf("%s has no get-account-setting and is not a Python script whose model can be extended; set E2E_AWS_CLI to a newer AWS CLI", awsCLI)
+		t.Fatalf("%s lacks newer ECR operations and is not a Python script whose model can be extended; set E2E_AWS_CLI to a newer AWS CLI", awsCLI)
 	}
 	dir, err := runCmdStdout(t, nil, python, "-c", "import awscli.botocore, os; print(os.path.dirname(awscli.botocore.__file__))")
 	if err != nil {
@@ -67,12 +48,16 @@ func accountSettingCLIEnv(t *testing.T) []string {
 	if err != nil {
 		t.Fatalf("read the AWS CLI's ECR model: %v", err)
 	}
+	additions, err := os.ReadFile(filepath.Join("testdata", "ecr-model-additions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var model map[string]json.RawMessage
 	var add map[string]map[string]json.RawMessage
 	if err := json.Unmarshal(b, &model); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(accountSettingOps), &add); err != nil {
+	if err := json.Unmarshal(additions, &add); err != nil {
 		t.Fatal(err)
 	}
 	for section, items := range add { // "operations", "shapes"
@@ -81,7 +66,9 @@ func accountSettingCLIEnv(t *testing.T) []string {
 			t.Fatalf("the AWS CLI's ECR model, %s: %v", section, err)
 		}
 		for k, v := range items {
-			have[k] = v
+			if _, ok := have[k]; !ok { // the CLI's own definitions stand
+				have[k] = v
+			}
 		}
 		merged, err := json.Marshal(have)
 		if err != nil {
@@ -120,7 +107,7 @@ func TestAWSCLIAccount(t *testing.T) {
 		{Name: "b", Account: acctB, AccessKey: keyB, SecretKey: secretB},
 		{Name: "c", Account: acctC, AccessKey: keyC, SecretKey: secretC},
 	}})
-	extra := accountSettingCLIEnv(t)
+	extra := ecrModelCLIEnv(t)
 	aws := func(env []string, args ...string) (string, error) {
 		t.Helper()
 		return runCmdStdout(t, append(append(awsEnv(e), extra...), env...), awsCLI,

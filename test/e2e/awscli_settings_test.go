@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,40 +12,15 @@ import (
 	"github.com/ecrgate/ecrgate/pkg/ecrfake"
 )
 
-// newerAWSCLI is an AWS CLI that knows the ECR operations Debian's v2.9
-// lacks (update-repository-creation-template, update- and
-// validate-pull-through-cache-rule): E2E_AWS_CLI_NEW, else the first `aws`
-// on PATH when it is not awsCLI.
-func newerAWSCLI() string {
-	if c := envOr("E2E_AWS_CLI_NEW", ""); c != "" {
-		return c
-	}
-	if p, err := exec.LookPath("aws"); err == nil && p != awsCLI {
-		return p
-	}
-	return ""
-}
-
-// cliFor returns the first of awsCLI and newerAWSCLI that has `aws ecr
-// <op>`, or skips the test.
-func cliFor(t *testing.T, op string) string {
-	t.Helper()
-	for _, cli := range []string{awsCLI, newerAWSCLI()} {
-		if cli == "" {
-			continue
-		}
-		if _, err := runCmdStdout(t, nil, cli, "ecr", op, "--generate-cli-skeleton"); err == nil {
-			return cli
-		}
-	}
-	t.Skipf("no AWS CLI here has `ecr %s` (Debian's v2.9 lacks it; set E2E_AWS_CLI_NEW to a newer aws)", op)
-	return ""
-}
+// cliModelEnv is the environment TestAWSCLISettings runs the AWS CLI with:
+// AWS_DATA_PATH to a copy of its ECR model that knows the operations newer
+// than it (ecrModelCLIEnv). The test sets it and clears it when done.
+var cliModelEnv []string
 
 // awsRun runs cli against e with JSON output.
 func awsRun(t *testing.T, e *ecrfake.Emulator, cli string, args ...string) (string, error) {
 	t.Helper()
-	return runCmdStdout(t, awsEnv(e), cli, append([]string{"--endpoint-url", e.URL(), "--output", "json"}, args...)...)
+	return runCmdStdout(t, append(awsEnv(e), cliModelEnv...), cli, append([]string{"--endpoint-url", e.URL(), "--output", "json"}, args...)...)
 }
 
 // awsJSON runs cli and decodes its output, failing the test on error.
@@ -106,6 +80,8 @@ func jsonField(v any, path string) string {
 func TestAWSCLISettings(t *testing.T) {
 	requireTools(t, skopeoBin, awsCLI)
 	e := ecrfake.Start(t, ecrfake.Options{})
+	cliModelEnv = ecrModelCLIEnv(t)
+	t.Cleanup(func() { cliModelEnv = nil })
 	const repo = "e2e/settings"
 	awsJSON(t, e, awsCLI, "ecr", "create-repository", "--repository-name", repo)
 	password, err := awsRun(t, e, awsCLI, "ecr", "get-login-password")
@@ -216,18 +192,17 @@ func TestAWSCLISettings(t *testing.T) {
 	})
 
 	t.Run("update-repository-creation-template", func(t *testing.T) {
-		create, update := cliFor(t, "create-repository-creation-template"), cliFor(t, "update-repository-creation-template")
-		awsJSON(t, e, create, "ecr", "create-repository-creation-template", "--prefix", "e2e", "--applied-for", "CREATE_ON_PUSH", "--description", "first")
-		m := awsJSON(t, e, update, "ecr", "update-repository-creation-template", "--prefix", "e2e", "--image-tag-mutability", "IMMUTABLE")
+		awsJSON(t, e, awsCLI, "ecr", "create-repository-creation-template", "--prefix", "e2e", "--applied-for", "CREATE_ON_PUSH", "--description", "first")
+		m := awsJSON(t, e, awsCLI, "ecr", "update-repository-creation-template", "--prefix", "e2e", "--image-tag-mutability", "IMMUTABLE")
 		if jsonField(m, "repositoryCreationTemplate.imageTagMutability") != "IMMUTABLE" || jsonField(m, "repositoryCreationTemplate.description") != "first" {
 			t.Errorf("update-repository-creation-template = %v", m)
 		}
-		m = awsJSON(t, e, create, "ecr", "describe-repository-creation-templates", "--prefixes", "e2e")
+		m = awsJSON(t, e, awsCLI, "ecr", "describe-repository-creation-templates", "--prefixes", "e2e")
 		if jsonField(m, "repositoryCreationTemplates.0.imageTagMutability") != "IMMUTABLE" {
 			t.Errorf("describe-repository-creation-templates = %v", m)
 		}
-		awsFails(t, e, update, "TemplateNotFoundException", "ecr", "update-repository-creation-template", "--prefix", "other", "--description", "x")
-		awsFails(t, e, update, "InvalidParameterException", "ecr", "update-repository-creation-template", "--prefix", "e2e", "--applied-for", "EVERYTHING")
+		awsFails(t, e, awsCLI, "TemplateNotFoundException", "ecr", "update-repository-creation-template", "--prefix", "other", "--description", "x")
+		awsFails(t, e, awsCLI, "InvalidParameterException", "ecr", "update-repository-creation-template", "--prefix", "e2e", "--applied-for", "EVERYTHING")
 	})
 
 	t.Run("pull-through-cache-rules", func(t *testing.T) {
@@ -244,17 +219,16 @@ func TestAWSCLISettings(t *testing.T) {
 		}
 		awsFails(t, e, awsCLI, "PullThroughCacheRuleNotFoundException", "ecr", "describe-pull-through-cache-rules", "--ecr-repository-prefixes", "nope")
 		t.Run("update and validate", func(t *testing.T) {
-			update, validate := cliFor(t, "update-pull-through-cache-rule"), cliFor(t, "validate-pull-through-cache-rule")
 			secret := "arn:aws:secretsmanager:" + e.Region() + ":" + e.Account() + ":secret:ecr-pullthroughcache/quay-AbCdEf"
-			m := awsJSON(t, e, update, "ecr", "update-pull-through-cache-rule", "--ecr-repository-prefix", "quay", "--credential-arn", secret)
+			m := awsJSON(t, e, awsCLI, "ecr", "update-pull-through-cache-rule", "--ecr-repository-prefix", "quay", "--credential-arn", secret)
 			if jsonField(m, "credentialArn") != secret || jsonField(m, "updatedAt") == "" {
 				t.Errorf("update-pull-through-cache-rule = %v", m)
 			}
-			m = awsJSON(t, e, validate, "ecr", "validate-pull-through-cache-rule", "--ecr-repository-prefix", "quay")
+			m = awsJSON(t, e, awsCLI, "ecr", "validate-pull-through-cache-rule", "--ecr-repository-prefix", "quay")
 			if jsonField(m, "isValid") != "true" || jsonField(m, "credentialArn") != secret {
 				t.Errorf("validate-pull-through-cache-rule = %v", m)
 			}
-			awsFails(t, e, update, "PullThroughCacheRuleNotFoundException", "ecr", "update-pull-through-cache-rule", "--ecr-repository-prefix", "nope", "--credential-arn", secret)
+			awsFails(t, e, awsCLI, "PullThroughCacheRuleNotFoundException", "ecr", "update-pull-through-cache-rule", "--ecr-repository-prefix", "nope", "--credential-arn", secret)
 		})
 		m = awsJSON(t, e, awsCLI, "ecr", "delete-pull-through-cache-rule", "--ecr-repository-prefix", "quay")
 		if jsonField(m, "ecrRepositoryPrefix") != "quay" {
