@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -67,21 +66,11 @@ func mountTable(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(root)
 
-	e, err := ecrfake.New(ecrfake.Options{})
+	e, stopEmu, err := serveEmulator(ctx, ecrfake.Options{})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sctx, stopEmu := context.WithCancel(ctx)
-	served := make(chan struct{})
-	go func() { _ = e.Serve(sctx, ln); close(served) }()
-	defer func() { stopEmu(); <-served }()
-	for e.URL() == "" {
-		time.Sleep(time.Millisecond)
-	}
+	defer stopEmu()
 	if err := e.SetAccountSetting("", "BLOB_MOUNTING", "ENABLED"); err != nil {
 		return err
 	}

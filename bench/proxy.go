@@ -98,21 +98,11 @@ func proxyTable(ctx context.Context, o options) error {
 	defer os.RemoveAll(root)
 
 	storage := os.Getenv("BENCH_STORAGE")
-	e, err := ecrfake.New(ecrfake.Options{StorageDir: storage})
+	e, stopEmu, err := serveEmulator(ctx, ecrfake.Options{StorageDir: storage})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sctx, stopEmu := context.WithCancel(ctx)
-	served := make(chan struct{})
-	go func() { _ = e.Serve(sctx, ln); close(served) }()
-	defer func() { stopEmu(); <-served }()
-	for e.URL() == "" { // Serve binds the URL (and Env) as it starts
-		time.Sleep(time.Millisecond)
-	}
+	defer stopEmu()
 
 	b := &proxyBench{o: o, e: e}
 	b.api = ecr.NewFromConfig(aws.Config{Region: e.Region(), BaseEndpoint: aws.String(e.URL()),
@@ -712,4 +702,24 @@ func sortedKeys(m map[string]int) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// serveEmulator creates an emulator with opts and serves it on a loopback
+// port until the returned stop is called (stop waits for Serve to return).
+func serveEmulator(ctx context.Context, opts ecrfake.Options) (*ecrfake.Emulator, func(), error) {
+	e, err := ecrfake.New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() { _ = e.Serve(sctx, ln); close(served) }()
+	for e.URL() == "" { // Serve binds the URL (and Env) as it starts
+		time.Sleep(time.Millisecond)
+	}
+	return e, func() { cancel(); <-served }, nil
 }

@@ -101,21 +101,11 @@ func teamTable(ctx context.Context, o options) error {
 	for i := range o.teamClients {
 		users = append(users, ecrfake.User{Name: fmt.Sprintf("dev-%d", i), AccessKey: fmt.Sprintf("AKIABENCHTEAM%07d", i), SecretKey: fmt.Sprintf("bench-team-secret-%d", i)})
 	}
-	e, err := ecrfake.New(ecrfake.Options{Users: users})
+	e, stopEmu, err := serveEmulator(ctx, ecrfake.Options{Users: users})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sctx, stopEmu := context.WithCancel(ctx)
-	served := make(chan struct{})
-	go func() { _ = e.Serve(sctx, ln); close(served) }()
-	defer func() { stopEmu(); <-served }()
-	for e.URL() == "" {
-		time.Sleep(time.Millisecond)
-	}
+	defer stopEmu()
 	b := &teamBench{o: o, e: e, api: teamAPI(e, e.AccessKey(), e.SecretKey())}
 	for _, u := range users {
 		c, err := teamClientToken(ctx, teamAPI(e, u.AccessKey, u.SecretKey), u.Name)
