@@ -205,9 +205,8 @@ func principalNames(arn string) []string {
 	names = append(names, acct, "arn:"+partition+":iam::"+acct+":root")
 	// arn:aws:sts::<acct>:assumed-role/<role>/<session> is a session of
 	// arn:aws:iam::<acct>:role/<role>.
-	if parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/") {
-		role, _, _ := strings.Cut(strings.TrimPrefix(parts[5], "assumed-role/"), "/")
-		names = append(names, "arn:"+partition+":iam::"+acct+":role/"+role)
+	if role := iamPrincipal(arn); role != arn {
+		names = append(names, role)
 	}
 	return names
 }

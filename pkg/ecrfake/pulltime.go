@@ -22,7 +22,8 @@ const maxPullTimeExclusions = 5
 var exclusionARNRE = regexp.MustCompile(`^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(user|role)/[\w+=,.@/-]{1,512}$`)
 
 // iamPrincipal turns an STS assumed-role session ARN into the ARN of its
-// role, which is what an exclusion names; other ARNs are returned unchanged.
+// role, which is what an exclusion or a policy's Principal names; other ARNs
+// are returned unchanged.
 func iamPrincipal(arn string) string {
 	// arn:<partition>:sts::<account>:assumed-role/<role>/<session>
 	parts := strings.SplitN(arn, ":", 6)
